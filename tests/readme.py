@@ -1,0 +1,25 @@
+"""Render README.md from the markdown cells of nbs/index.ipynb (Quarto, which nbdev_readme needs, is not used).
+
+    python tests/readme.py          # rewrite README.md
+    python tests/readme.py --check  # exit 1 when README.md is out of date
+"""
+import json, sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+def render(nb_path=ROOT / 'nbs' / 'index.ipynb') -> str:
+    "README text: the markdown cells of the index notebook, in order; the title's `> subtitle` stays a quote."
+    nb = json.loads(Path(nb_path).read_text(encoding='utf-8'))
+    cells = [''.join(c['source']).strip() for c in nb['cells'] if c['cell_type'] == 'markdown']
+    header = '<!-- generated from nbs/index.ipynb by `python tests/readme.py`; edit the notebook, not this file -->'
+    return header + '\n\n' + '\n\n'.join(cells) + '\n'
+
+if __name__ == '__main__':
+    text, readme = render(), ROOT / 'README.md'
+    if '--check' in sys.argv:
+        ok = readme.exists() and readme.read_text(encoding='utf-8') == text
+        print('README.md is in sync with nbs/index.ipynb' if ok else 'README.md is out of date: run python tests/readme.py')
+        sys.exit(0 if ok else 1)
+    readme.write_text(text, encoding='utf-8')
+    print(f'wrote {readme}')

@@ -1,0 +1,64 @@
+"The project's own promises: CLI, README in sync, and the notebook/library sync check."
+import configparser, re, shutil, subprocess, sys
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / 'tests'))
+import readme
+
+def run(*cmd, cwd=ROOT):
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300)
+
+def test_version_matches_settings():
+    cfg = configparser.ConfigParser(); cfg.read(ROOT / 'settings.ini')
+    r = run(sys.executable, '-c', 'import semples; print(semples.__version__)')
+    assert r.returncode == 0 and r.stdout.strip() == cfg['DEFAULT']['version']
+
+def test_cli_help_lists_exactly_the_registry_and_every_command_works():
+    from semples.cli import COMMANDS
+    exe = shutil.which('semples')
+    assert exe, 'the console script `semples` is not installed'
+    r = run(exe, '--help')
+    assert r.returncode == 0
+    listed = re.findall(r'^  (\S+)  ', r.stdout, flags=re.M)
+    assert listed == list(COMMANDS)
+    for name in COMMANDS:
+        h = run(exe, name, '--help')
+        assert h.returncode == 0, (name, h.stderr)
+        assert f'semples {name}' in h.stdout
+
+def test_cli_unknown_command_exits_2():
+    r = run(shutil.which('semples'), 'infoo')
+    assert r.returncode == 2 and "did you mean 'info'" in r.stderr
+
+def test_readme_generated_from_index():
+    assert (ROOT / 'README.md').read_text() == readme.render(), 'run: python tests/readme.py'
+
+def _block_after(text, heading):
+    "The first ```bash block after a '## heading'."
+    part = text.split(f'## {heading}', 1)[1]
+    return re.search(r'```bash\n(.*?)```', part, flags=re.S).group(1).strip()
+
+def test_readme_commands_match_ci():
+    text = (ROOT / 'README.md').read_text()
+    install, test = _block_after(text, 'Install'), _block_after(text, 'Test')
+    ci = (ROOT / '.ci' / 'run').read_text()
+    assert test in ci.splitlines(), 'the CI script must call exactly the README test command'
+    assert 'pip install -e ".[dev]"' in install and 'pip install -e ".[dev]"' in ci
+
+def _copy_project(dst):
+    for name in ['nbs', 'semples', 'tests', 'settings.ini']:
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, dst / name)
+
+def test_sync_check_passes_on_clean_tree_and_fails_on_hand_edit(tmp_path):
+    _copy_project(tmp_path)
+    ok = run('bash', 'tests/check_sync.sh', cwd=tmp_path)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    core = tmp_path / 'semples' / 'core.py'
+    core.write_text(core.read_text() + '\ndef sneaky(): return 1\n')
+    bad = run('bash', 'tests/check_sync.sh', cwd=tmp_path)
+    assert bad.returncode == 1
+    assert 'semples/core.py' in bad.stdout
+    assert 'sneaky' in core.read_text(), 'the check must not overwrite the working files'
