@@ -13,6 +13,8 @@ __all__ = ['COMMANDS', 'info', 'parser_for', 'main']
 # %% ../nbs/90_cli.ipynb #eb645a98
 COMMANDS = {  # name -> (module, function, one-line help)
     'info': ('semples.cli', 'info', 'print versions, device, git commit and data paths as JSON'),
+    'doctor': ('semples.data', 'doctor', 'check a VOC-layout dataset folder: counts per split, missing or damaged files, RGB masks'),
+    'eval': ('semples.metrics', 'eval_cli', 'mIoU of a folder of PNG masks against a VOC split, printed as JSON'),
 }
 
 # %% ../nbs/90_cli.ipynb #642c6030
