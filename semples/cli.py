@@ -13,8 +13,11 @@ __all__ = ['COMMANDS', 'info', 'parser_for', 'main']
 # %% ../nbs/90_cli.ipynb #eb645a98
 COMMANDS = {  # name -> (module, function, one-line help)
     'info': ('semples.cli', 'info', 'print versions, device, git commit and data paths as JSON'),
+    'render': ('semples.render', 'render_cli', 'execute the notebooks and write HTML course pages (offline, no Quarto)'),
     'doctor': ('semples.data', 'doctor', 'check a VOC-layout dataset folder: counts per split, missing or damaged files, RGB masks'),
     'eval': ('semples.metrics', 'eval_cli', 'mIoU of a folder of PNG masks against a VOC split, printed as JSON'),
+    'toyclip-eval': ('semples.toyclip', 'toyclip_eval', 'zero-shot and masked-view metrics of the stored tiny CLIP on fresh ToyWorld images, as JSON'),
+    'toyclip-pretrain': ('semples.toyclip', 'toyclip_pretrain', 'retrain the tiny CLIP on ToyWorld (CPU minutes); stores it if it clears the bars'),
 }
 
 # %% ../nbs/90_cli.ipynb #642c6030

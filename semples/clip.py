@@ -18,10 +18,11 @@ from fastcore.basics import patch
 from .core import atomic_write, get_device, project_root, save_json
 
 # %% auto #0
-__all__ = ['TINY_CLIP_CFG', 'IMAGENET_MEAN', 'IMAGENET_STD', 'PAPER_TEMPLATE', 'DEFAULT_TEMPLATES', 'ENSEMBLE_TEMPLATES',
-           'save_clip_dir', 'random_clip_dir', 'freeze', 'FrozenCLIP', 'load_clip', 'positive_pairs', 'compose_fg_bg',
-           'FgBgScores', 'cosine', 'token_embeddings', 'prompt_token_ids', 'encode_context', 'init_context',
-           'PromptEncoder', 'toy_vocabulary', 'nearest_words', 'nearest_tokens']
+__all__ = ['TINY_CLIP_CFG', 'IMAGENET_MEAN', 'IMAGENET_STD', 'CLASS_TEMPLATE', 'PAPER_TEMPLATE', 'DEFAULT_TEMPLATES',
+           'ENSEMBLE_TEMPLATES', 'save_clip_dir', 'random_clip_dir', 'freeze', 'FrozenCLIP', 'load_clip',
+           'positive_pairs', 'compose_fg_bg', 'FgBgScores', 'cosine', 'token_embeddings', 'prompt_token_ids',
+           'encode_context', 'init_context', 'PromptEncoder', 'toy_vocabulary', 'nearest_words', 'nearest_tokens',
+           'class_maps']
 
 # %% ../nbs/03_clip.ipynb #918d4212
 TINY_CLIP_CFG = dict(  # the architecture of the random test CLIP (3.4 M parameters, 3.2 M of them the token embedding)
@@ -86,6 +87,14 @@ class FrozenCLIP:
 
     @property
     def device(self)->torch.device: return next(self.model.parameters()).device
+
+    @property
+    def embed_dim(self)->int:
+        "D, the size of the joint image-text embedding."
+        out = getattr(self.model.visual, 'output_dim', None)
+        if out: return int(out)
+        tp = getattr(getattr(self.model, 'text', self.model), 'text_projection', None)
+        return int(tp.out_features if isinstance(tp, nn.Linear) else tp.shape[1])
 
     def to(self, device):
         "Move the model to `device` ('auto', 'cpu', 'cuda', ...); clears the caches."
@@ -286,9 +295,10 @@ def encode_texts(self:FrozenCLIP,
     return F.normalize(f, dim=-1) if normalize else f
 
 # %% ../nbs/03_clip.ipynb #813aba45
-PAPER_TEMPLATE = 'a photo of {}.'   # the paper code's class sentence and prompt template
-DEFAULT_TEMPLATES = (PAPER_TEMPLATE,)
-ENSEMBLE_TEMPLATES = ('a photo of a {}.', 'a photo of the {}.', 'a picture of a {}.', 'an image of a {}.',
+CLASS_TEMPLATE = 'a photo of a {}.'  # the default class sentence
+PAPER_TEMPLATE = 'a photo of {}.'    # the paper code's class sentence; the template of the learnable prompts
+DEFAULT_TEMPLATES = (CLASS_TEMPLATE,)
+ENSEMBLE_TEMPLATES = (CLASS_TEMPLATE, 'a photo of the {}.', 'a picture of a {}.', 'an image of a {}.',
                       'a photo of a small {}.', 'a photo of a large {}.', 'a cropped photo of a {}.')
 
 def _check_template(t:str):
@@ -364,7 +374,7 @@ def encode_masked(self:FrozenCLIP,
     _check_images(images)
     fg, bg = compose_fg_bg(self.to_mask_space(images), masks, pairs)
     P = fg.shape[0]
-    if P == 0: return fg.new_zeros(0, 1).float(), bg.new_zeros(0, 1).float()
+    if P == 0: return (fg.new_zeros(0, self.embed_dim, dtype=torch.float32),) * 2
     f = F.normalize(self.model.encode_image(self.finish(torch.cat([fg, bg]))).float(), dim=-1)
     return f[:P], f[P:]
 
@@ -552,3 +562,12 @@ def nearest_tokens(
     dec = getattr(clip.tokenizer, 'decoder', {})
     name = lambda i: dec.get(i, str(i)).replace('</w>', '')
     return [[[name(i) for i in v] for v in p] for p in idx.tolist()]
+
+# %% ../nbs/03_clip.ipynb #23998968
+def class_maps(
+    mask:torch.Tensor,  # (B, H, W) long label mask: 0 background, c+1 for class c, 255 ignored
+    n_classes:int,      # C, the number of foreground classes
+)->torch.Tensor:        # (B, C, H, W) float, 1 where the pixel belongs to the class
+    "Ground-truth class maps from a label mask (ignored pixels are 0 in every map)."
+    cls = torch.arange(1, n_classes + 1, device=mask.device).view(1, -1, 1, 1)
+    return (mask[:, None] == cls).float()

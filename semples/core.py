@@ -54,6 +54,9 @@ def get_device(
     return dev
 
 # %% ../nbs/00_core.ipynb #8994c1e3
+def _umask()->int:
+    m = os.umask(0); os.umask(m); return m
+
 @contextlib.contextmanager
 def atomic_write(
     path:str|Path, # the file to (re)write
@@ -68,6 +71,7 @@ def atomic_write(
         with os.fdopen(fd, mode, encoding=None if 'b' in mode else encoding) as f:
             yield f
             f.flush(); os.fsync(f.fileno())
+        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask())  # mkstemp makes 0600 files
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError): os.remove(tmp)

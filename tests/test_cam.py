@@ -80,6 +80,7 @@ def test_shapes_and_masks():
     m = cam_to_mask(out.cams, (48, 80), labels=torch.tensor([[1., 0, 0, 0, 0, 1], [0, 1, 0, 0, 0, 0]]))
     assert m.shape == (2, 6, 48, 80) and m.min() >= 0 and m.max() < 1
     assert m[0, 1:5].abs().sum() == 0 and m.requires_grad
+    with torch.no_grad(): net.head.bias.fill_(1.0)           # untrained: keep the maps positive (an all-zero CAM stays 0)
     c = infer_cams(net, torch.rand(1, 3, 37, 53), torch.ones(1, 6), scales=(1.0, 0.8, 1.2))
     assert c.shape == (1, 6, 37, 53)
     torch.testing.assert_close(c.amax((2, 3)), torch.ones(1, 6), atol=1e-4, rtol=0)
