@@ -112,7 +112,7 @@ def test_errors(tiny, tmp_path):
     torch.save(dict(model={}), tmp_path/'bare.pt')
     with pytest.raises(ValueError, match='no model configuration'): load_cam_net(tmp_path/'bare.pt')
     with pytest.raises(ValueError, match='eps must be > 0'): cam_to_mask(torch.zeros(1, 1, 2, 2), 4, eps=0.0)
-    voc = VOCSegDataset(project_root()/'data'/'voc_mini', split='mini')
+    voc = VOCSegDataset(project_root()/'data'/'voc_mini', split='mini', cache_dir=False)
     with pytest.raises(ValueError, match='no known backgrounds'): background_leak({}, voc)
     lc = LoopConfig(steps=2, batch_size=2, device='cpu')
     train_stage0(tiny, loop_cfg=lc, out=tmp_path/'run', progress=False)
@@ -162,12 +162,12 @@ def test_export_is_small_and_recorded(tiny, tmp_path):
 def test_deit_small_smoke_on_voc_mini(tmp_path):
     "Real mode: DeiT-S/16 (random init) on the three real VOC images, 2 steps, then multi-scale CAMs at full size."
     t0 = time.time()
-    voc = VOCSegDataset(project_root()/'data'/'voc_mini', split='mini', transform=resize_transform(224))
+    voc = VOCSegDataset(project_root()/'data'/'voc_mini', split='mini', cache_dir=False, transform=resize_transform(224))
     net, recs = train_stage0(voc, voc_cam_config(), LoopConfig(steps=2, batch_size=3, lr=5e-4, optimizer='adamw', log_every=1, device='cpu'),
                              out=tmp_path/'deit', progress=False)
     assert len(recs) == 2 and all(np.isfinite(r['loss']) for r in recs)
     assert net(torch.rand(1, 3, 224, 224)).cams.shape == (1, 20, 14, 14)
-    full = VOCSegDataset(project_root()/'data'/'voc_mini', split='mini')
+    full = VOCSegDataset(project_root()/'data'/'voc_mini', split='mini', cache_dir=False)
     it = full[0]
     c = infer_cams(load_cam_net(tmp_path/'deit'), it['image'][None], it['labels'][None], scales=(1.0, 1.2))
     assert c.shape == (1, 20, *it['image'].shape[1:])
