@@ -62,3 +62,10 @@ def test_sync_check_passes_on_clean_tree_and_fails_on_hand_edit(tmp_path):
     assert bad.returncode == 1
     assert 'semples/core.py' in bad.stdout
     assert 'sneaky' in core.read_text(), 'the check must not overwrite the working files'
+
+def test_no_widget_state_saved_in_notebooks():
+    "nbdev_clean keeps notebook-level widget state; saving it bloats diffs, so it must never be committed."
+    import json
+    for nb in sorted((ROOT / 'nbs').glob('*.ipynb')):
+        meta = json.loads(nb.read_text())['metadata']
+        assert 'widgets' not in meta, f'{nb.name} holds saved widget state: turn off "Save Widget State Automatically" and remove metadata.widgets'
