@@ -16,7 +16,9 @@ COMMANDS = {  # name -> (module, function, one-line help)
     'render': ('semples.render', 'render_cli', 'execute the notebooks and write HTML course pages (offline, no Quarto)'),
     'doctor': ('semples.data', 'doctor', 'check a VOC-layout dataset folder: counts per split, missing or damaged files, RGB masks'),
     'eval': ('semples.metrics', 'eval_cli', 'mIoU of a folder of PNG masks against a VOC split, printed as JSON'),
+    'demo': ('semples.demo', 'demo', 'run SemPLeS end to end on ToyWorld (stages 0, a, b, c + manual-prompt baseline): metrics.json, figures, pseudo masks'),
     'toyclip-eval': ('semples.toyclip', 'toyclip_eval', 'zero-shot and masked-view metrics of the stored tiny CLIP on fresh ToyWorld images, as JSON'),
+    'segment': ('semples.segment', 'segment', 'train DeepLabV3 on pseudo masks from a JSON config (configs/*_segment.json); torchrun-ready'),
     'toyclip-pretrain': ('semples.toyclip', 'toyclip_pretrain', 'retrain the tiny CLIP on ToyWorld (CPU minutes); stores it if it clears the bars'),
 }
 
