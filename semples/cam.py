@@ -22,9 +22,9 @@ from .toyworld import TOY_CLASSES, COOCCURRENCE
 # %% auto #0
 __all__ = ['CKPT_NAME', 'TOY_SPLIT_STARTS', 'TOY_CAM_FILE', 'Backbone', 'CamOutput', 'CamNet', 'CamNetConfig', 'toy_cam_config',
            'voc_cam_config', 'create_cam_net', 'cam_to_mask', 'batch_indices', 'step_generator', 'LoopConfig', 'lr_at',
-           'make_optimizer', 'collate', 'hflip_batch', 'to_device', 'history', 'train_loop', 'stage0_loss',
-           'train_stage0', 'load_cam_net', 'export_cam', 'infer_cams', 'predict_cams', 'background_leak', 'show_cams',
-           'plot_history', 'plot_leak', 'toy_splits', 'cam_report', 'toy_stage0', 'load_toy_cam']
+           'make_optimizer', 'hflip_batch', 'to_device', 'history', 'train_loop', 'stage0_loss', 'train_stage0',
+           'load_cam_net', 'export_cam', 'infer_cams', 'predict_cams', 'background_leak', 'show_cams', 'plot_history',
+           'plot_leak', 'toy_splits', 'cam_report', 'toy_stage0', 'load_toy_cam']
 
 # %% ../nbs/05_cam.ipynb #eb02eb19
 def _is_transformer(name:str)->bool:
@@ -224,13 +224,7 @@ def make_optimizer(params, cfg:LoopConfig)->torch.optim.Optimizer:
     return torch.optim.SGD(params, cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 # %% ../nbs/05_cam.ipynb #7e9c06a9
-def collate(items:list)->dict:
-    "Stack the tensors of a list of item dicts where shapes agree (lists otherwise); other values become lists."
-    out = {}
-    for k in items[0]:
-        v = [it[k] for it in items]
-        out[k] = torch.stack(v) if all(torch.is_tensor(t) for t in v) and len({t.shape for t in v}) == 1 else v
-    return out
+from .data import collate_items as collate  # one collate for datasets and training loops (04_data)
 
 def hflip_batch(batch:dict, gen:torch.Generator, p:float=0.5)->dict:
     "Flip `image` (and `mask`, if present) of each item left-right with probability `p`."

@@ -239,12 +239,11 @@ class SegDataset(Dataset):
 def collate_items(
     batch:list, # item dicts
 )->dict:        # stacked tensors where shapes agree, else lists
-    "A `DataLoader` collate function for item dicts: stacks equal-size images and masks, keeps lists otherwise."
-    out = dict(id=[b['id'] for b in batch], labels=torch.stack([b['labels'] for b in batch]))
-    for k in ('image', 'mask'):
-        if all(k in b for b in batch):
-            v = [b[k] for b in batch]
-            out[k] = torch.stack(v) if len({t.shape for t in v}) == 1 else v
+    "A `DataLoader` collate function for item dicts: stacks tensors whose shapes agree, keeps lists otherwise."
+    out = {}
+    for k in [k for k in batch[0] if all(k in b for b in batch)]:
+        v = [b[k] for b in batch]
+        out[k] = torch.stack(v) if all(torch.is_tensor(t) for t in v) and len({t.shape for t in v}) == 1 else v
     return out
 
 # %% ../nbs/04_data.ipynb #dd0035b3
