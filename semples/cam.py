@@ -4,7 +4,8 @@
 
 # %% ../nbs/05_cam.ipynb #efc5c534
 from __future__ import annotations
-import hashlib, json, random
+import hashlib, json, math, os, random
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, asdict, fields
 from functools import lru_cache
 from pathlib import Path
@@ -13,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torch.distributed as dist
 import timm
 from fastcore.basics import patch
 from tqdm.auto import tqdm
@@ -20,11 +22,13 @@ from .core import RunDir, save_torch, save_json, load_json, get_device, seed_eve
 from .toyworld import TOY_CLASSES, COOCCURRENCE
 
 # %% auto #0
-__all__ = ['CKPT_NAME', 'TOY_SPLIT_STARTS', 'TOY_CAM_FILE', 'Backbone', 'CamOutput', 'CamNet', 'CamNetConfig', 'toy_cam_config',
-           'voc_cam_config', 'create_cam_net', 'cam_to_mask', 'batch_indices', 'step_generator', 'LoopConfig', 'lr_at',
-           'make_optimizer', 'hflip_batch', 'to_device', 'history', 'train_loop', 'stage0_loss', 'train_stage0',
-           'load_cam_net', 'export_cam', 'infer_cams', 'predict_cams', 'background_leak', 'show_cams', 'plot_history',
-           'plot_leak', 'toy_splits', 'cam_report', 'toy_stage0', 'load_toy_cam']
+__all__ = ['RUNTIME_FIELDS', 'CKPT_NAME', 'TOY_SPLIT_STARTS', 'TOY_CAM_FILE', 'Backbone', 'CamOutput', 'CamNet', 'CamNetConfig',
+           'toy_cam_config', 'voc_cam_config', 'create_cam_net', 'cam_to_mask', 'batch_indices', 'step_generator',
+           'LoopConfig', 'run_config', 'lr_at', 'make_optimizer', 'hflip_batch', 'to_device', 'init_distributed',
+           'shard_indices', 'unwrap', 'StepBatchSampler', 'flip_item', 'make_loader', 'global_batchnorm', 'history',
+           'train_loop', 'stage0_loss', 'train_stage0', 'load_cam_net', 'export_cam', 'infer_cams', 'predict_cams',
+           'background_leak', 'show_cams', 'plot_history', 'plot_leak', 'toy_splits', 'cam_report', 'toy_stage0',
+           'load_toy_cam']
 
 # %% ../nbs/05_cam.ipynb #eb02eb19
 def _is_transformer(name:str)->bool:
@@ -198,8 +202,12 @@ class LoopConfig:
     hflip:bool=True             # flip each image (and mask) left-right with probability 0.5
     seed:int=0                  # model initialisation, data order and augmentation
     ckpt_every:int=100          # checkpoint every N steps (and at the end); 0: only at the end
-    log_every:int=10            # log the mean loss of the last N steps
-    device:str='auto'           # 'auto', 'cpu', 'cuda', ...
+    log_every:int=10            # log the mean loss of the last N steps (the only steps that wait for the GPU)
+    device:str='auto'           # 'auto', 'cpu', 'cuda', ... (under torchrun: cuda:LOCAL_RANK unless 'cpu')
+    num_workers:int=0           # DataLoader processes that load, flip and collate batches ahead; 0: in the main process
+    pin_memory:str='auto'       # page-locked batches for asynchronous copies to the GPU: 'auto' (on for CUDA), 'on', 'off'
+    prefetch_factor:int|None=None # batches each worker loads ahead (None: torch's default, 2); needs num_workers > 0
+    find_unused:bool=False      # DDP only: set it when some trainable parameters take no part in the loss
 
     def __post_init__(self):
         for k in ('steps', 'batch_size', 'log_every'):
@@ -209,6 +217,18 @@ class LoopConfig:
         if self.optimizer not in ('adam', 'adamw', 'sgd'): raise ValueError(f"optimizer must be 'adam', 'adamw' or 'sgd', got {self.optimizer!r}")
         if self.schedule not in ('constant', 'cosine'): raise ValueError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
         if not self.lr > 0: raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        if not isinstance(self.num_workers, int) or self.num_workers < 0:
+            raise ValueError(f"num_workers must be a non-negative integer (0: load batches in the main process), got {self.num_workers!r}")
+        if self.pin_memory not in ('auto', 'on', 'off'): raise ValueError(f"pin_memory must be 'auto', 'on' or 'off', got {self.pin_memory!r}")
+        if self.prefetch_factor is not None:
+            if not isinstance(self.prefetch_factor, int) or self.prefetch_factor < 1: raise ValueError(f"prefetch_factor must be a positive integer or None, got {self.prefetch_factor!r}")
+            if self.num_workers == 0: raise ValueError("prefetch_factor needs num_workers > 0 (without workers nothing is loaded ahead): set num_workers, or leave prefetch_factor=None")
+
+RUNTIME_FIELDS = ('num_workers', 'pin_memory', 'prefetch_factor', 'find_unused')  # change the speed, never the numbers
+
+def run_config(cfg:LoopConfig)->dict:
+    "The loop settings that define a run's result (its config.json): all but `RUNTIME_FIELDS`, so a run may resume with other workers."
+    return {k: v for k, v in asdict(cfg).items() if k not in RUNTIME_FIELDS}
 
 def lr_at(cfg:LoopConfig, step:int)->float:
     "The learning rate of step `step` (0-based): warm-up, then constant or cosine."
@@ -218,10 +238,17 @@ def lr_at(cfg:LoopConfig, step:int)->float:
     return cfg.lr * 0.5 * (1 + np.cos(np.pi * min(1.0, t)))
 
 def make_optimizer(params, cfg:LoopConfig)->torch.optim.Optimizer:
-    "The optimiser named by `cfg`."
-    if cfg.optimizer == 'adam': return torch.optim.Adam(params, cfg.lr, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == 'adamw': return torch.optim.AdamW(params, cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(params, cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    "The optimiser named by `cfg`: fused kernels when every parameter is on CUDA, multi-tensor (`foreach`) ones otherwise."
+    params = list(params)
+    tensors = [p for g in params for p in (g['params'] if isinstance(g, dict) else [g])]
+    def make(**kw):
+        if cfg.optimizer == 'adam': return torch.optim.Adam(params, cfg.lr, weight_decay=cfg.weight_decay, **kw)
+        if cfg.optimizer == 'adamw': return torch.optim.AdamW(params, cfg.lr, weight_decay=cfg.weight_decay, **kw)
+        return torch.optim.SGD(params, cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, **kw)
+    if tensors and all(p.is_cuda for p in tensors):
+        try: return make(fused=True)
+        except (RuntimeError, ValueError, TypeError): pass   # a dtype or torch build without fused kernels
+    return make(foreach=True)
 
 # %% ../nbs/05_cam.ipynb #7e9c06a9
 from .data import collate_items as collate  # one collate for datasets and training loops (04_data)
@@ -250,12 +277,138 @@ def _set_rng_state(s:dict):
     n = s['numpy']; np.random.set_state((n[0], n[1].numpy().astype(np.uint32), n[2], n[3], n[4]))
     random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in s['python']))
 
-# %% ../nbs/05_cam.ipynb #61f34e40
+# %% ../nbs/05_cam.ipynb #2d84ac8d
+def init_distributed(
+    device:str='auto',  # 'cpu' keeps a multi-process run on CPUs (gloo) even when GPUs exist
+)->tuple:               # (rank, world_size, torch.device)
+    "Join the process group `torchrun` describes (WORLD_SIZE > 1 in the environment); a plain launch gets (0, 1, device)."
+    world = int(os.environ.get('WORLD_SIZE', '1'))
+    if world == 1: return 0, 1, get_device(device)
+    cuda = torch.cuda.is_available() and device != 'cpu'
+    if cuda: torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', '0')))
+    if not dist.is_initialized(): dist.init_process_group('nccl' if cuda else 'gloo')
+    return dist.get_rank(), dist.get_world_size(), torch.device('cuda', torch.cuda.current_device()) if cuda else torch.device('cpu')
+
+def shard_indices(
+    idx:np.ndarray, # the global batch (indices or positions)
+    rank:int,       # this process
+    world:int,      # number of processes
+)->np.ndarray:      # positions rank, rank + world, ...
+    "Process `rank`'s share of a global batch (strided: every process gets len(idx) // world items)."
+    if len(idx) % world: raise ValueError(f"batch_size {len(idx)} is the global batch and must be divisible by the number of processes {world}: use a multiple of {world}")
+    return idx[rank::world]
+
+def unwrap(model:nn.Module)->nn.Module:
+    "The network inside a `DistributedDataParallel` (or `DataParallel`) wrapper; any other module as it is."
+    return model.module if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)) else model
+
+# %% ../nbs/05_cam.ipynb #98bbdbc2
+class StepBatchSampler(torch.utils.data.Sampler):
+    "This process's share of the global batches `start .. stop-1` of `batch_indices`, as (index, flip) pairs."
+    def __init__(self,
+                 n:int,             # dataset size
+                 cfg:LoopConfig,    # batch_size (global), seed, hflip
+                 start:int=0,       # first step
+                 stop:int|None=None, # one past the last step (default cfg.steps)
+                 rank:int=0,        # this process
+                 world:int=1,       # number of processes
+                ):
+        if n < 1: raise ValueError("the dataset is empty: nothing to train on")
+        self.n, self.cfg, self.start, self.stop, self.rank, self.world = n, cfg, start, cfg.steps if stop is None else stop, rank, world
+        self.mine = shard_indices(np.arange(cfg.batch_size), rank, world)
+
+    def __len__(self): return max(0, self.stop - self.start)
+
+    def batch(self, step:int)->list:
+        "The (index, flip) pairs of this process for step `step`: the global batch and its flips, then sliced."
+        c = self.cfg
+        idx = batch_indices(self.n, c.batch_size, step, c.seed)
+        flip = (torch.rand(c.batch_size, generator=step_generator(c.seed, step)) < 0.5).tolist() if c.hflip else [False] * c.batch_size
+        return [(int(idx[j]), bool(flip[j])) for j in self.mine]
+
+    def __iter__(self): return (self.batch(s) for s in range(self.start, self.stop))
+
+def flip_item(item:dict)->dict:
+    "An item with `image` (and `mask`) mirrored left-right."
+    return {k: v.flip(-1) if k in ('image', 'mask') and torch.is_tensor(v) else v for k, v in item.items()}
+
+class _FlipView:
+    "A dataset seen through (index, flip) keys."
+    def __init__(self, ds): self.ds = ds
+    def __len__(self): return len(self.ds)
+    def __getitem__(self, key):
+        i, f = key; it = self.ds[i]
+        return flip_item(it) if f else it
+
+def make_loader(
+    dataset,                  # map-style dataset of item dicts
+    cfg:LoopConfig,           # batch_size, seed, hflip, num_workers, pin_memory, prefetch_factor
+    start:int=0,              # first step
+    stop:int|None=None,       # one past the last step (default cfg.steps)
+    rank:int=0,               # this process
+    world:int=1,              # number of processes
+    collate_fn:Callable=collate, # list of items -> batch dict
+    device=None,              # the training device ('auto' pin_memory pins for CUDA only)
+)->torch.utils.data.DataLoader:
+    "A `DataLoader` that yields this process's share of the batches of steps `start .. stop-1`, flipped, collated."
+    dev = torch.device(device) if device is not None else get_device(cfg.device)
+    pin = cfg.pin_memory == 'on' or (cfg.pin_memory == 'auto' and dev.type == 'cuda')
+    kw = dict(prefetch_factor=cfg.prefetch_factor) if cfg.num_workers and cfg.prefetch_factor else {}
+    return torch.utils.data.DataLoader(_FlipView(dataset), batch_sampler=StepBatchSampler(len(dataset), cfg, start, stop, rank, world),
+                                       collate_fn=collate_fn, num_workers=cfg.num_workers, pin_memory=pin,
+                                       generator=step_generator(cfg.seed, start, stream=2), **kw)
+
+# %% ../nbs/05_cam.ipynb #e03a71ac
+class _AllReduceBatchNorm(nn.modules.batchnorm._BatchNorm):
+    "BatchNorm whose training statistics are those of the global batch of all processes (any device: a differentiable all_reduce)."
+    def _check_input_dim(self, x):
+        if x.dim() < 2: raise ValueError(f"expected at least a 2D input (N, C, ...), got {x.dim()}D")
+
+    def forward(self, x):
+        if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1): return super().forward(x)
+        import torch.distributed._functional_collectives as funcol   # all_reduce with autograd (sum forward, sum backward)
+        all_reduce = lambda t: funcol.wait_tensor(funcol.all_reduce(t, 'sum', dist.group.WORLD))
+        self._check_input_dim(x)
+        dims, shape = [0, *range(2, x.dim())], (1, -1) + (1,) * (x.dim() - 2)
+        s = all_reduce(torch.cat([x.sum(dims), x.new_full((1,), x.numel() // x.shape[1])]))
+        n = s[-1]; mean = s[:-1] / n
+        xc = x - mean.view(shape)
+        var = all_reduce((xc * xc).sum(dims)) / n
+        y = xc * torch.rsqrt(var + self.eps).view(shape)
+        if self.affine: y = y * self.weight.view(shape) + self.bias.view(shape)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                f = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                self.running_mean.mul_(1 - f).add_(mean, alpha=f)
+                self.running_var.mul_(1 - f).add_(var * n / (n - 1), alpha=f)
+        return y
+
+@contextmanager
+def global_batchnorm(
+    model:nn.Module,   # changed in place for the duration of the `with` block
+    device,            # CUDA: torch's SyncBatchNorm; otherwise the all_reduce BatchNorm above
+):
+    "Within the block, every BatchNorm layer of `model` normalises with the statistics of the global batch."
+    bn, sw = nn.modules.batchnorm._BatchNorm, []
+    for parent in list(model.modules()):
+        for name, old in list(parent.named_children()):
+            if isinstance(old, bn) and not isinstance(old, (nn.SyncBatchNorm, _AllReduceBatchNorm)):
+                new = (nn.SyncBatchNorm if torch.device(device).type == 'cuda' else _AllReduceBatchNorm)(
+                    old.num_features, old.eps, old.momentum, old.affine, old.track_running_stats)
+                for k in ('weight', 'bias'): setattr(new, k, getattr(old, k))              # the same tensors, not copies
+                for k in ('running_mean', 'running_var', 'num_batches_tracked'): setattr(new, k, getattr(old, k))
+                new.train(old.training); setattr(parent, name, new); sw.append((parent, name, old, new))
+    try: yield model
+    finally:
+        for parent, name, old, new in reversed(sw): old.train(new.training); setattr(parent, name, old)
+
+# %% ../nbs/05_cam.ipynb #c78196cb
 CKPT_NAME = 'checkpoint.pt'
 
-def _save_checkpoint(path, model, opt, step, cfg, config):
+def _save_checkpoint(path, model, opt, step, cfg, config, world=1):
     save_torch(dict(model=model.state_dict(), optimizer=opt.state_dict(), step=step, rng=_rng_state(),
-                    loop=asdict(cfg), config=config or {}), path)
+                    loop=asdict(cfg), config=config or {}, world_size=world), path)
 
 def history(run)->list:
     "The logged records of a run folder (or `RunDir`), one per step (the last one written wins), in step order."
@@ -263,61 +416,104 @@ def history(run)->list:
     recs = [json.loads(l) for l in p.read_text(encoding='utf-8').splitlines() if l.strip()] if p.exists() else []
     return sorted({r['step']: r for r in recs if 'step' in r}.values(), key=lambda r: r['step'])
 
-def _split_loss(res):
-    loss, metrics = (res if isinstance(res, tuple) else (res, {}))
-    return loss, {k: float(v) for k, v in metrics.items()}
+def _split_loss(res)->tuple:
+    "(loss, metrics, weight) from what a loss function returns: loss, (loss, metrics) or (loss, metrics, weight); tensors stay tensors."
+    if isinstance(res, tuple):
+        if len(res) not in (2, 3): raise ValueError(f"loss_fn must return loss, (loss, metrics) or (loss, metrics, weight); got a tuple of {len(res)}")
+        loss, metrics, weight = res if len(res) == 3 else (*res, None)
+    else: loss, metrics, weight = res, {}, None
+    if not (torch.is_tensor(loss) and loss.ndim == 0): raise ValueError(f"loss_fn must return a scalar tensor as its loss, got {getattr(loss, 'shape', type(loss).__name__)}")
+    return loss, dict(metrics or {}), weight
 
-# %% ../nbs/05_cam.ipynb #2d84ac8d
+def _values(loss, metrics:dict, dev, dtype)->torch.Tensor:
+    "Loss and logged values as one detached vector on the device (no host-device sync)."
+    vs = [loss] + [v if torch.is_tensor(v) else torch.tensor(float(v)) for v in metrics.values()]
+    return torch.stack([v.detach().to(dev, dtype).reshape(()) for v in vs])
+
+def _share(weight, world:int, dev, dtype)->torch.Tensor:
+    "This process's share of the step's mean: 1/world, or weight / (sum of the weights of all processes)."
+    if weight is None: return torch.full((), 1 / world, dtype=dtype, device=dev)
+    w = torch.as_tensor(weight, device=dev).detach().to(dtype).reshape(())
+    tot = w.clone(); dist.all_reduce(tot)
+    return w / tot
+
+# %% ../nbs/05_cam.ipynb #43ac02e8
 def train_loop(
-    model:nn.Module,          # the module to train (its state_dict is checkpointed)
-    loss_fn:Callable,         # loss_fn(model, batch) -> loss, or (loss, {name: float}) for extra logged values
+    model:nn.Module,          # the module to train (its state_dict is checkpointed; under DDP it is wrapped inside the loop)
+    loss_fn:Callable,         # loss_fn(model, batch) -> loss, (loss, {name: value}) or (loss, {name: value}, weight); see above
     dataset,                  # map-style dataset of item dicts (`image`, `labels`, ...)
-    cfg:LoopConfig,           # loop settings
-    out:str|Path|None=None,   # run folder (config.json, metrics.jsonl, checkpoint.pt); None: nothing on disk
+    cfg:LoopConfig,           # loop settings (`batch_size` is the global batch over all processes)
+    out:str|Path|None=None,   # run folder (config.json, metrics.jsonl, checkpoint.pt; written by rank 0); None: nothing on disk
     params=None,              # parameters to optimise (default: every parameter of `model` that requires grad)
     config:dict|None=None,    # extra configuration stored with the run and in each checkpoint
     resume:bool=True,         # continue from `out`/checkpoint.pt when it exists (False: start over)
     until:int|None=None,      # stop after this step (default `cfg.steps`); a checkpoint is written there
-    progress:bool=True,       # show a tqdm progress bar
+    progress:bool=True,       # show a tqdm progress bar (rank 0)
     collate_fn:Callable=collate, # list of items -> batch dict
-)->list:                      # the logged records (step, loss, lr, extra values)
-    "Train `model` on `dataset` with `loss_fn`; checkpoints atomically and resumes to the same weights as an uninterrupted run."
+)->list:                      # the logged records (step, loss, lr, extra values), means over all processes
+    "Train `model` on `dataset` with `loss_fn`, as one process or under torchrun (DDP); checkpoints atomically and resumes to the same weights."
     until = cfg.steps if until is None else min(int(until), cfg.steps)
-    dev = get_device(cfg.device); model.to(dev)
+    rank, world, dev = init_distributed(cfg.device)
+    if cfg.batch_size % world: raise ValueError(f"batch_size {cfg.batch_size} is the global batch and must be divisible by the number of processes {world}: use a multiple of {world}")
+    model.to(dev)
     params = [p for p in model.parameters() if p.requires_grad] if params is None else list(params)
     if not params: raise ValueError("no parameter to train: every parameter is frozen (requires_grad=False); pass params= or unfreeze")
     opt, start, recs, run = make_optimizer(params, cfg), 0, [], None
     if out is not None:
         out = Path(out)
-        if not resume:
-            for f in (CKPT_NAME, 'metrics.jsonl'): (out/f).unlink(missing_ok=True)
-        run = RunDir(out, config=dict(loop=asdict(cfg), **(config or {})), overwrite=not resume)
+        if rank == 0:
+            if not resume:
+                for f in (CKPT_NAME, 'metrics.jsonl'): (out/f).unlink(missing_ok=True)
+            run = RunDir(out, config=dict(loop=run_config(cfg), **(config or {})), overwrite=not resume)
+        if world > 1: dist.barrier()                   # the others look into the folder after rank 0 has checked (or cleared) it
         if resume and (out/CKPT_NAME).exists():
             ck = torch.load(out/CKPT_NAME, map_location=dev, weights_only=True)
             model.load_state_dict(ck['model']); opt.load_state_dict(ck['optimizer']); _set_rng_state(ck['rng']); start = ck['step']
             if start > until: raise ValueError(f"{out} holds a checkpoint at step {start}, past until={until}; use a new folder or resume=False")
     model.train()
-    window = []
-    bar = tqdm(total=until, initial=min(start, until), desc=f'train {type(model).__name__}', disable=not progress, leave=False)
-    for step in range(start, until):
-        batch = collate_fn([dataset[int(i)] for i in batch_indices(len(dataset), cfg.batch_size, step, cfg.seed)])
-        if cfg.hflip: batch = hflip_batch(batch, step_generator(cfg.seed, step))
-        lr = lr_at(cfg, step)
-        for g in opt.param_groups: g['lr'] = lr
-        loss, metrics = _split_loss(loss_fn(model, to_device(batch, dev)))
-        if not torch.isfinite(loss): raise FloatingPointError(f"loss is {loss.item()} at step {step}: lower cfg.lr (now {cfg.lr}) or set cfg.grad_clip")
-        opt.zero_grad(set_to_none=True); loss.backward()
-        if cfg.grad_clip: nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-        opt.step()
-        done = step + 1; window.append(dict(loss=loss.item(), **metrics)); bar.update(1)
-        if done % cfg.log_every == 0 or done == until:
-            rec = dict(step=done, lr=lr, **{k: float(np.mean([w[k] for w in window])) for k in window[0]}); window = []
-            recs.append(rec); bar.set_postfix(loss=f"{rec['loss']:.4f}")
-            if run: run.log(**rec)
-        if run and ((cfg.ckpt_every and done % cfg.ckpt_every == 0) or done == until):
-            _save_checkpoint(out/CKPT_NAME, model, opt, done, cfg, config)
+    dtype = torch.float32 if dev.type == 'mps' else torch.float64
+    acc, keys, n, first = None, None, 0, start        # running sums of the logged values on the device, over steps first+1 .. 
+    bar = tqdm(total=until, initial=min(start, until), desc=f'train {type(model).__name__}', disable=not progress or rank != 0, leave=False)
+    with (global_batchnorm(model, dev) if world > 1 else nullcontext()):
+        net = model if world == 1 else nn.parallel.DistributedDataParallel(
+            model, device_ids=[dev.index] if dev.type == 'cuda' else None, find_unused_parameters=cfg.find_unused)
+        for step, batch in enumerate(make_loader(dataset, cfg, start, until, rank, world, collate_fn, dev), start):
+            lr = lr_at(cfg, step)
+            for g in opt.param_groups: g['lr'] = lr
+            try: loss, metrics, weight = _split_loss(loss_fn(net, to_device(batch, dev)))
+            except RuntimeError as e:
+                if world > 1 and 'find_unused_parameters' in str(e):
+                    raise RuntimeError("DDP: some trainable parameters took no part in the loss; set LoopConfig(find_unused=True) "
+                                       "or freeze them (requires_grad=False)") from e
+                raise
+            if keys is None: keys = ['loss', *metrics]
+            elif list(metrics) != keys[1:]: raise ValueError(f"loss_fn returned the values {list(metrics)} at step {step + 1}, {keys[1:]} before: keep the names fixed")
+            vals = _values(loss, metrics, dev, dtype)
+            if world > 1:
+                share = _share(weight, world, dev, dtype)
+                vals = vals * share                      # summed over processes at the log step: the global mean
+                if weight is not None: loss = loss * (share * world).to(loss.dtype)   # DDP divides by world
+            opt.zero_grad(set_to_none=True); loss.backward()
+            if cfg.grad_clip: nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            opt.step()
+            acc = vals if acc is None else acc + vals
+            n += 1; done = step + 1; bar.update(1)
+            log = done % cfg.log_every == 0 or done == until
+            save = out is not None and ((cfg.ckpt_every and done % cfg.ckpt_every == 0) or done == until)
+            if log or save:                              # the only host-device syncs: here, every log_every steps
+                tot = acc.clone()
+                if world > 1: dist.all_reduce(tot)
+                mean = (tot / n).tolist()
+                if not math.isfinite(mean[0]):
+                    raise FloatingPointError(f"the loss is {mean[0]} in steps {first + 1}..{done} (its mean over the window): lower cfg.lr (now {cfg.lr}) or set cfg.grad_clip")
+                if log:
+                    rec = dict(step=done, lr=lr, **dict(zip(keys, mean))); acc, n, first = None, 0, done
+                    recs.append(rec); bar.set_postfix(loss=f"{rec['loss']:.4f}")
+                    if run: run.log(**rec)
+            if save and rank == 0: _save_checkpoint(out/CKPT_NAME, model, opt, done, cfg, config, world)
     bar.close()
-    return history(run) if run else recs
+    if world > 1: dist.barrier()                       # the last checkpoint is on disk before any process returns
+    return history(out) if out is not None else recs
 
 # %% ../nbs/05_cam.ipynb #62432d0e
 def stage0_loss(model:CamNet, batch:dict):
@@ -326,7 +522,7 @@ def stage0_loss(model:CamNet, batch:dict):
     y = batch['labels'].to(logits.dtype)
     if logits.shape != y.shape: raise ValueError(f"the network scores {logits.shape[1]} classes but the labels have {y.shape[1]}: set CamNetConfig.n_classes")
     acc = ((logits > 0) == (y > 0.5)).float().mean()
-    return F.multilabel_soft_margin_loss(logits, y), dict(acc=acc.item())
+    return F.multilabel_soft_margin_loss(logits, y), dict(acc=acc.detach())   # a tensor: read only at log steps
 
 def _describe(dataset)->dict:
     d = dict(type=type(dataset).__name__, n=len(dataset), split=getattr(dataset, 'split', None))

@@ -20,6 +20,12 @@ COMMANDS = {  # name -> (module, function, one-line help)
     'toyclip-eval': ('semples.toyclip', 'toyclip_eval', 'zero-shot and masked-view metrics of the stored tiny CLIP on fresh ToyWorld images, as JSON'),
     'segment': ('semples.segment', 'segment', 'train DeepLabV3 on pseudo masks from a JSON config (configs/*_segment.json); torchrun-ready'),
     'toyclip-pretrain': ('semples.toyclip', 'toyclip_pretrain', 'retrain the tiny CLIP on ToyWorld (CPU minutes); stores it if it clears the bars'),
+    'cam': ('semples.pipeline', 'cam', 'real mode, stage 0: train the CAM network from image labels into OUT/cam (JSON config; torchrun-ready)'),
+    'match': ('semples.pipeline', 'match', 'real mode, stage (a): segment-label matching from OUT/cam into OUT/match (torchrun-ready)'),
+    'prompts': ('semples.pipeline', 'prompts', 'real mode, stage (b): learn background prompts from OUT/match into OUT/prompts (+ nearest words)'),
+    'refine': ('semples.pipeline', 'refine', 'real mode, stage (c): retrain from OUT/cam with the prompts of OUT/prompts into OUT/refine'),
+    'pseudo': ('semples.pipeline', 'pseudo', 'real mode: pseudo-mask PNGs of the training split from a stage\'s CAMs into OUT/pseudo/masks (+ mIoU)'),
+    'bench': ('semples.bench', 'bench', 'benchmark each stage\'s training step: images/s, FLOPs, peak memory (GPU)'),
 }
 
 # %% ../nbs/90_cli.ipynb #642c6030
@@ -64,3 +70,7 @@ def main(argv:list|None=None)->int:
     kw = vars(p.parse_args(argv[1:])); kw.pop('pdb', None); kw.pop('xtra', None)
     res = f(**kw)
     return res if isinstance(res, int) and not isinstance(res, bool) else 0
+
+# %% ../nbs/90_cli.ipynb #883c3f61
+#| eval: false
+if __name__ == '__main__': sys.exit(main())

@@ -73,9 +73,15 @@ class FrozenCLIP:
                  name:str='clip',       # a display name
                  source:str|None=None,  # where the weights came from (folder, file or tag), for reports
                  norm:str='clip',       # 'clip': mask pixels, then CLIP normalisation; 'paper': the paper's ImageNet-space masking
+                 amp:str|None=None,     # 'bf16': run the image tower under bf16 autocast; None: as the caller's context says
+                 cast:str|None=None,    # 'bf16' (or 'fp16'): store the frozen weights in that type (half the memory); None: keep
                 ):
         if norm not in ('clip', 'paper'): raise ValueError(f"norm must be 'clip' or 'paper', got {norm!r}")
+        if amp not in (None, 'bf16'): raise ValueError(f"amp must be None or 'bf16', got {amp!r}")
+        if cast not in (None, 'bf16', 'fp16'): raise ValueError(f"cast must be None, 'bf16' or 'fp16', got {cast!r}")
         self.model, self.name, self.source, self.norm = freeze(model), name, source, norm
+        self.amp, self.cast, self._image_fn = amp, cast, None
+        if cast is not None: self.model.to({'bf16': torch.bfloat16, 'fp16': torch.float16}[cast])
         ctx = getattr(model, 'context_length', 77)
         self.tokenizer = tokenizer if tokenizer is not None else open_clip.SimpleTokenizer(context_length=ctx)
         cfg = getattr(model.visual, 'preprocess_cfg', None) or {}
@@ -103,7 +109,8 @@ class FrozenCLIP:
 
     def __repr__(self):
         return (f"FrozenCLIP({self.name!r}, source={self.source!r}, image_size={self.image_size}, "
-                f"norm={self.norm!r}, device={self.device})")
+                f"norm={self.norm!r}, device={self.device}" + (f", amp={self.amp!r}" if self.amp else '')
+                + (f", cast={self.cast!r}" if self.cast else '') + (', compiled' if self._image_fn else '') + ")")
 
 # %% ../nbs/03_clip.ipynb #53b47527
 def _toyclip_dir()->Path:
@@ -200,6 +207,8 @@ def load_clip(
     device:str='cpu',               # 'cpu', 'cuda', 'auto', ...
     force_quick_gelu:bool|None=None,# None: on for OpenAI weights (tag metadata or TorchScript file); True/False to force
     precision:str='fp32',           # open_clip precision ('fp32', 'fp16', 'bf16', 'pure_fp16', ...); prefer fp32 + autocast
+    amp:str|None=None,              # 'bf16': the image tower runs under bf16 autocast (see `FrozenCLIP`)
+    cast:str|None=None,             # 'bf16'/'fp16': store the frozen weights in that type after loading (see `FrozenCLIP`)
     norm:str='clip',                # 'clip' (mask in pixel space, CLIP normalisation) or 'paper' (the paper's ImageNet-space masking)
     random_init:bool=False,         # allow random weights for an open_clip name without `pretrained` (tests)
     cache_dir:str|None=None,        # where open_clip caches downloaded weights
@@ -230,7 +239,7 @@ def load_clip(
     else:
         model, source = _named_model(name, pretrained, force_quick_gelu, precision, dev, random_init, cache_dir, weights_only)
         tok_name = name.replace('/', '-')
-    return FrozenCLIP(model, open_clip.get_tokenizer(tok_name), name=name, source=source, norm=norm)
+    return FrozenCLIP(model, open_clip.get_tokenizer(tok_name), name=name, source=source, norm=norm, amp=amp, cast=cast)
 
 # %% ../nbs/03_clip.ipynb #9974f151
 def _stats(clip:FrozenCLIP, x:torch.Tensor, which:str)->tuple:
@@ -271,12 +280,33 @@ def preprocess(self:FrozenCLIP, images:torch.Tensor)->torch.Tensor:
 
 # %% ../nbs/03_clip.ipynb #ee77d3b2
 @patch
+def image_tower(self:FrozenCLIP,
+                x:torch.Tensor,   # (N, 3, H, W) CLIP-ready tensor (after `finish`)
+               )->torch.Tensor:   # (N, D) unnormalised features, in the tower's output type
+    "The CLIP image encoder on CLIP-ready inputs: the compiled version when `compile_tower` was called, under autocast when `amp`."
+    fn = self._image_fn or self.model.encode_image
+    if self.cast is not None and not torch.is_autocast_enabled(x.device.type):
+        x = x.to(next(self.model.parameters()).dtype)
+    if self.amp is None: return fn(x)
+    with torch.autocast(x.device.type, dtype=torch.bfloat16): return fn(x)
+
+@patch
+def compile_tower(self:FrozenCLIP,
+                  mode:str|None=None,   # torch.compile mode (None: 'default'; 'max-autotune-no-cudagraphs' compiles longer)
+                  dynamic:bool=False,   # False: one graph per input shape (pad the views to fixed counts)
+                 )->FrozenCLIP:
+    "Use `torch.compile` for the image tower from now on (compiles on the first call); returns self."
+    self._image_fn = torch.compile(self.model.encode_image, mode=mode, dynamic=dynamic)
+    return self
+
+# %% ../nbs/03_clip.ipynb #281a48ae
+@patch
 def encode_images(self:FrozenCLIP,
                   images:torch.Tensor,  # float (B, 3, H, W) in [0, 1]
                   normalize:bool=True,  # L2-normalise the features
                  )->torch.Tensor:       # (B, D) float32
     "CLIP image features of pixel images; differentiable with respect to `images`."
-    f = self.model.encode_image(self.preprocess(images)).float()
+    f = self.image_tower(self.preprocess(images)).float()
     return F.normalize(f, dim=-1) if normalize else f
 
 @patch
@@ -375,7 +405,7 @@ def encode_masked(self:FrozenCLIP,
     fg, bg = compose_fg_bg(self.to_mask_space(images), masks, pairs)
     P = fg.shape[0]
     if P == 0: return (fg.new_zeros(0, self.embed_dim, dtype=torch.float32),) * 2
-    f = F.normalize(self.model.encode_image(self.finish(torch.cat([fg, bg]))).float(), dim=-1)
+    f = F.normalize(self.image_tower(self.finish(torch.cat([fg, bg]))).float(), dim=-1)
     return f[:P], f[P:]
 
 def cosine(a:torch.Tensor, b:torch.Tensor)->torch.Tensor:

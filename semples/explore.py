@@ -4,6 +4,8 @@
 
 # %% ../nbs/13_explore.ipynb #2bd8df97
 from __future__ import annotations
+from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Mapping, Sequence
 import numpy as np
 import torch
@@ -14,8 +16,9 @@ from .metrics import SegmentationMetric
 from .pseudo import cams_to_mask, normalize_cams
 
 # %% auto #0
-__all__ = ['DEFAULT_EXPLORER_THRESHOLDS', 'mask_panels', 'show_masks', 'mask_browser', 'ThresholdStudy', 'threshold_explorer',
-           'prompt_similarities', 'prompt_inspector']
+__all__ = ['DEFAULT_EXPLORER_THRESHOLDS', 'STAGE_TITLES', 'RUN_FOLDERS', 'mask_panels', 'show_masks', 'mask_browser',
+           'ThresholdStudy', 'threshold_explorer', 'prompt_similarities', 'prompt_inspector', 'PipelineRun',
+           'load_pipeline_run', 'stage_cams', 'stage_masks', 'stage_browser', 'stage_threshold_explorer']
 
 # %% ../nbs/13_explore.ipynb #83bc5e8b
 def _as_mask(m):
@@ -74,7 +77,7 @@ def show_masks(
         if p['kind'] == 'mask' and class_names is not None:
             ax.text(0.5, -0.06, ', '.join(class_names[c - 1] for c in p['classes']) or '(background only)',
                     transform=ax.transAxes, ha='center', va='top', fontsize=8)
-    if titles is not None: fig.suptitle(str(titles[i]), fontsize=10)
+    if titles is not None: fig.suptitle(str(titles[i]), fontsize=10, y=1.06)   # above two-line panel titles
     plt.show()
     return panels
 
@@ -190,18 +193,27 @@ def _feats(prompt_feats)->torch.Tensor:
     if x.ndim != 2: raise ValueError(f"prompt_feats must be (K, D) features (or a PromptEncoder), got shape {tuple(x.shape)}")
     return F.normalize(x, dim=-1)
 
+def _word_templates(words, template):
+    "One sentence template per word: `template` for all, or ToyWorld's convention when None."
+    if template is None:
+        try: from semples.toyworld import TOY_CLASSES
+        except ImportError: TOY_CLASSES = ()
+        return ['a photo of a {}.' if w in TOY_CLASSES else 'a photo of {}.' for w in words]
+    return [template] * len(words) if isinstance(template, str) else list(template)
+
 def prompt_similarities(
     clip,                         # a `semples.clip.FrozenCLIP`
     prompt_feats,                 # (K, D) prompt features, or a `PromptEncoder`
     words:Sequence[str]|None=None, # vocabulary; ToyWorld's objects and backgrounds when None
-    template:str='a photo of {}.', # the sentence for each word
+    template:str|Sequence[str]|None=None, # sentence for every word, one per word, or None: 'a photo of a {}.' for ToyWorld objects, 'a photo of {}.' otherwise
 )->tuple:                         # (words, (K, len(words)) cosine similarities)
     "Cosine similarity of every prompt to the sentence of every word."
     from semples.clip import toy_vocabulary
+    from semples.prompts import vocabulary_features
     words = list(words) if words is not None else toy_vocabulary()
     if not words: raise ValueError("words is empty: pass a vocabulary, e.g. ['water', 'sky']")
     x = _feats(prompt_feats)
-    t = clip.class_text_features(words, (template,)).float().cpu()
+    t = vocabulary_features(clip, words, _word_templates(words, template)).float().cpu()
     if t.shape[1] != x.shape[1]: raise ValueError(f"prompt features have dim {x.shape[1]} but CLIP's text features have {t.shape[1]}: were they made by this CLIP?")
     return words, x @ t.T
 
@@ -211,15 +223,15 @@ def prompt_inspector(
     class_names:Sequence[str],    # K names, one per prompt
     words:Sequence[str]|None=None, # vocabulary; ToyWorld's objects and backgrounds when None
     k:int=3,                      # how many nearest words to list
-    template:str='a photo of {}.', # the sentence for each word
+    template:str|Sequence[str]|None=None, # the sentence for each word (see `prompt_similarities`)
     plot:bool=True,               # draw the bars
 )->widgets.interactive:           # children[0] is the class dropdown; .result dict(cls, nearest, sims)
     "Pick a class: its prompt's nearest words and its similarity to every word."
-    from semples.clip import nearest_words
     x = _feats(prompt_feats); class_names = list(class_names)
     if len(class_names) != x.shape[0]: raise ValueError(f"{x.shape[0]} prompts but {len(class_names)} class names: give one name per prompt")
     words, sims = prompt_similarities(clip, x, words, template)
-    near = nearest_words(clip, x, words, template, k)
+    v, j = sims.topk(min(k, len(words)), dim=-1)
+    near = [[(words[b], round(float(a), 4)) for a, b in zip(vr, jr)] for vr, jr in zip(v.tolist(), j.tolist())]
     try: from semples.toyworld import TOY_CLASSES, COOCCURRENCE
     except ImportError: TOY_CLASSES, COOCCURRENCE = (), {}
 
@@ -231,14 +243,164 @@ def prompt_inspector(
             cols = ['tab:orange' if wd in TOY_CLASSES else 'tab:blue' for wd in words]
             bars = ax.barh(range(len(words)), s.numpy(), color=cols)
             if COOCCURRENCE.get(cls) in words: bars[words.index(COOCCURRENCE[cls])].set_edgecolor('k'); bars[words.index(COOCCURRENCE[cls])].set_linewidth(2)
+            if cls in words: bars[words.index(cls)].set_hatch('//')
             ax.set_yticks(range(len(words)), words); ax.invert_yaxis(); ax.set_xlabel('cosine similarity')
             if TOY_CLASSES:
                 from matplotlib.patches import Patch
-                ax.legend(handles=[Patch(color='tab:orange', label='object word'), Patch(color='tab:blue', label='other word')], fontsize=8, loc='lower right')
+                ax.legend(handles=[Patch(color='tab:orange', label='object word'), Patch(color='tab:blue', label='other word'),
+                                   Patch(facecolor='w', edgecolor='k', label="class's own background"),
+                                   Patch(facecolor='w', edgecolor='k', hatch='//', label='the class itself')], fontsize=7, loc='lower right')
             ax.set_title(f"prompt of '{cls}': nearest " + ', '.join(f'{wd} ({v:.2f})' for wd, v in near[i]), fontsize=9)
             plt.tight_layout(); plt.show()
         return dict(cls=cls, nearest=near[i], sims={wd: float(v) for wd, v in zip(words, s)})
 
     w = widgets.interactive(show, cls=widgets.Dropdown(options=class_names, value=class_names[0], description='class'))
     w.words, w.sims, w.nearest = words, sims, near
+    return w
+
+# %% ../nbs/13_explore.ipynb #ce8d9fbd
+STAGE_TITLES = dict(cam='CAM (stage 0)', fg_only='fg-only matching', matching='stage a (matching)',
+                    manual_prompts='manual bg prompts', semples='stage c (SemPLeS)')
+RUN_FOLDERS = dict(cam='stage0', fg_only='fg_only', matching='stage_a', manual_prompts='manual', semples='stage_c')
+
+@dataclass
+class PipelineRun:
+    "Every stage of a `run_pipeline` folder: networks, learned prompts, thresholds."
+    path:Path          # the `run_pipeline` / `semples demo` output folder
+    config:object      # its `semples.demo.PipelineConfig`
+    nets:dict          # row key ('cam', 'matching', 'semples', ...) -> `CamNet` in eval mode, in pipeline order
+    thresholds:dict    # row key -> background threshold chosen on the tune split
+    metrics:dict       # the folder's metrics.json
+    clip:object=None   # the frozen CLIP the stages were trained with (None when not loaded)
+    prompts:object=None # stage (b)'s `PromptEncoder` (None without stage b or CLIP)
+
+    def split(self, name:str='test', n:int|None=None):
+        "The run's ToyWorld slice `name` ('train', 'tune' or 'test'), its first `n` images (all when None)."
+        from semples.cam import toy_splits
+        c = self.config; ns = dict(train=c.n_train, tune=c.n_tune, test=c.n_test)
+        if name not in ns: raise ValueError(f"split must be 'train', 'tune' or 'test', got {name!r}")
+        k = ns[name] if n is None else int(n)
+        return toy_splits(**{**{f'n_{s}': 1 for s in ns}, f'n_{name}': k}, seed=c.seed, size=c.size)[name]
+
+# %% ../nbs/13_explore.ipynb #bc0fdfc5
+def load_pipeline_run(
+    out:str|Path,          # a `semples demo` / `run_pipeline` output folder (holds metrics.json and runs/)
+    device:str='cpu',      # where to put the networks
+    clip:bool=True,        # also load the frozen CLIP and the learned prompts
+)->PipelineRun:
+    "Load every stage's network, the learned prompts and the chosen thresholds of a finished pipeline run."
+    from semples.cam import load_cam_net, load_toy_cam
+    from semples.clip import load_clip
+    from semples.core import load_json
+    from semples.demo import PipelineConfig, ROWS
+    from semples.prompts import load_prompts
+    out = Path(out); mf = out/'metrics.json'
+    if not mf.is_file(): raise FileNotFoundError(f"no metrics.json in {out}: run `semples demo --out {out}` (or semples.demo.run_pipeline) first")
+    m = load_json(mf)
+    if not m.get('complete'): raise ValueError(f"{out} holds an unfinished run (metrics.json: complete is false): run `semples demo --out {out}` again to finish it")
+    known = {f.name for f in fields(PipelineConfig)}
+    cfg = PipelineConfig(**{k: v for k, v in m['config'].items() if k in known})
+    nets = {}
+    for row in ROWS:
+        if row not in m['miou']: continue
+        if row == 'cam' and cfg.stage0 == 'stored': nets[row] = load_toy_cam().to(device).eval(); continue
+        d = out/'runs'/RUN_FOLDERS[row]
+        if not (d/'checkpoint.pt').is_file():
+            raise FileNotFoundError(f"{out} scores row {row!r} but has no network in {d}: it was written by an older `semples demo`; run `semples demo --out NEW_FOLDER`")
+        nets[row] = load_cam_net(d, device).eval()
+    fm, pe = None, None
+    if clip:
+        fm = load_clip(cfg.clip, device=device)
+        if (out/'runs'/'stage_b'/'checkpoint.pt').is_file(): pe = load_prompts(out/'runs'/'stage_b', fm).eval()
+    return PipelineRun(out, cfg, nets, {k: m['threshold'][k] for k in nets}, m, fm, pe)
+
+# %% ../nbs/13_explore.ipynb #22a7fa14
+def stage_cams(
+    run:PipelineRun,       # a loaded pipeline run
+    dataset,               # images to look at (items with image, labels, id)
+    stages:Sequence[str]|None=None, # row keys (default: every network of the run)
+    flip:bool=True,        # add mirrored passes (as the pipeline's scoring does)
+)->dict:                   # stage -> {id: (C, H, W) CAMs in [0, 1]}
+    "The CAMs of every stage of `run` on the same images."
+    from semples.cam import predict_cams
+    stages = list(run.nets) if stages is None else list(stages)
+    bad = [k for k in stages if k not in run.nets]
+    if bad: raise ValueError(f"the run has no stage {bad[0]!r}; it has {list(run.nets)}")
+    return {k: predict_cams(run.nets[k], dataset, flip=flip, progress=False) for k in stages}
+
+def stage_masks(
+    run:PipelineRun,       # a loaded pipeline run (its thresholds are used)
+    dataset,               # the images (with masks for the ground-truth panel)
+    cams:Mapping,          # `stage_cams` output
+    thresholds:Mapping|None=None, # stage -> threshold (default: the run's)
+)->dict:                   # panel title -> one mask per image of `dataset`: ground truth, then each stage
+    "Ground truth and each stage's pseudo masks at that stage's threshold, ready for `mask_browser`."
+    th = {**run.thresholds, **(thresholds or {})}
+    out = {'ground truth': [dataset.read_mask(i) for i in dataset.ids]} if hasattr(dataset, 'read_mask') else {}
+    for k, c in cams.items():
+        out[f"{STAGE_TITLES.get(k, k)}\nt={th[k]:.2f}"] = [cams_to_mask(c[i], dataset.labels_of(i), th[k]) for i in dataset.ids]
+    return out
+
+def stage_browser(
+    run:PipelineRun,       # a loaded pipeline run
+    dataset,               # the images
+    stages:Sequence[str]|None=None, # row keys (default: every network of the run)
+    cams:Mapping|None=None, # precomputed `stage_cams` (computed when None)
+)->widgets.interactive:    # a `mask_browser`; .cams and .masks hold what it shows
+    "The mask browser over `dataset`: ground truth and every stage's pseudo mask side by side."
+    cams = cams if cams is not None else stage_cams(run, dataset, stages)
+    masks = stage_masks(run, dataset, cams)
+    w = mask_browser([dataset.read_image(i) for i in dataset.ids], masks, titles=[f'{i} ({dataset.backgrounds[i]})' for i in dataset.ids]
+                     if getattr(dataset, 'backgrounds', None) else list(dataset.ids), class_names=dataset.classes)
+    w.cams, w.masks = cams, masks
+    return w
+
+# %% ../nbs/13_explore.ipynb #acfe0f7f
+def stage_threshold_explorer(
+    cams:Mapping,                 # stage -> {id: (C, h, w) CAMs} (`stage_cams`)
+    dataset,                      # the images' dataset, with masks
+    thresholds:Sequence[float]=DEFAULT_EXPLORER_THRESHOLDS, # the slider's values
+    marks:Mapping|None=None,      # stage -> threshold to mark on its curve (e.g. `PipelineRun.thresholds`)
+    stage:str|None=None,          # starting stage (the last when None)
+    plot:bool=True,               # draw the figure
+)->widgets.interactive:           # children: [stage dropdown, threshold slider, image dropdown]; .studies, .curves
+    "A background-threshold slider per stage: live mIoU curves of every stage and one image's pseudo mask."
+    if not isinstance(cams, Mapping) or not cams or not all(isinstance(v, Mapping) for v in cams.values()):
+        raise ValueError("cams must be a non-empty dict {stage: {image id: CAMs}}, e.g. stage_cams(run, dataset)")
+    ts = sorted(float(t) for t in thresholds)
+    if not ts: raise ValueError("thresholds is empty: pass e.g. (0.2, 0.3, 0.4, 0.5)")
+    stages = list(cams); stage = stage if stage is not None else stages[-1]
+    if stage not in cams: raise ValueError(f"stage {stage!r} is not among {stages}")
+    marks = dict(marks or {})
+    studies = {k: ThresholdStudy(v, dataset) for k, v in cams.items()}
+    curves = {k: st.curve(ts) for k, st in studies.items()}
+    snap = lambda t: min(ts, key=lambda x: abs(x - t))
+    ids = studies[stage].ids
+
+    def show(stage, threshold, image):
+        from semples.metrics import image_miou
+        st = studies[stage]; miou = dict(curves[stage])[threshold]
+        pred, gt = st.mask_at(image, threshold), st.gts[image]
+        img_iou = float(image_miou(pred, gt, st.num_classes))
+        best = max(curves[stage], key=lambda p: p[1])
+        if plot:
+            import matplotlib.pyplot as plt
+            img = dataset.read_image(image) if hasattr(dataset, 'read_image') else dataset[image]['image']
+            fig, axs = plt.subplots(1, 3, figsize=(10, 3), gridspec_kw=dict(width_ratios=[1.6, 1, 1]))
+            for k, c in curves.items():
+                l, = axs[0].plot(*zip(*c), '-', lw=2.5 if k == stage else 1, alpha=1 if k == stage else 0.6, label=STAGE_TITLES.get(k, k))
+                if k in marks: axs[0].plot([snap(marks[k])], [dict(c)[snap(marks[k])]], 'o', color=l.get_color())
+            axs[0].axvline(threshold, color='r', lw=0.8); axs[0].legend(fontsize=7)
+            axs[0].set_xlabel('background threshold t'); axs[0].set_ylabel('mIoU')
+            axs[0].set_title(f'{STAGE_TITLES.get(stage, stage)}: mIoU {miou:.3f} at t={threshold:.2f}', fontsize=9)
+            show_overlay(img, pred.numpy(), ax=axs[1], title=f'pseudo mask (image IoU {img_iou:.2f})')
+            show_overlay(img, gt.numpy(), ax=axs[2], title='ground truth')
+            plt.tight_layout(); plt.show()
+        return dict(stage=stage, threshold=threshold, miou=miou, image=image, image_miou=img_iou, best=best)
+
+    w = widgets.interactive(show,
+        stage=widgets.Dropdown(options=stages, value=stage, description='stage'),
+        threshold=widgets.SelectionSlider(options=ts, value=snap(marks.get(stage, 0.45)), description='threshold', continuous_update=False),
+        image=widgets.Dropdown(options=ids, value=ids[0], description='image'))
+    w.studies, w.curves = studies, curves
     return w

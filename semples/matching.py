@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_matching.ipynb #b1352175
 from __future__ import annotations
-import copy, contextlib
+import copy, contextlib, functools
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 from typing import Callable
@@ -13,12 +13,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from .cam import (CamNet, CamNetConfig, LoopConfig, cam_to_mask, create_cam_net, load_cam_net, train_loop,
-                  predict_cams, background_leak)
+                  predict_cams, background_leak, collate, RUNTIME_FIELDS)
 from .clip import FrozenCLIP, positive_pairs, cosine
 
 # %% auto #0
-__all__ = ['SIM_CLAMP', 'SIM_MAPS', 'map_similarity', 'sim_max_loss', 'sim_min_loss', 'pair_masks', 'MatchConfig',
-           'voc_match_config', 'MatchLoss', 'cam_net_config', 'train_mask_generator', 'train_matching',
+__all__ = ['SIM_CLAMP', 'SIM_MAPS', 'map_similarity', 'sim_max_loss', 'sim_min_loss', 'pair_masks', 'pad_pairs', 'collate_pairs',
+           'MatchConfig', 'voc_match_config', 'MatchLoss', 'cam_net_config', 'train_mask_generator', 'train_matching',
            'score_generator', 'show_masked_views']
 
 # %% ../nbs/07_matching.ipynb #2959a1bc
@@ -34,19 +34,27 @@ def map_similarity(
     if how == 'affine': return (1 + s) / 2
     raise ValueError(f"sim_map must be one of {SIM_MAPS}, got {how!r}")
 
+def _mean(v:torch.Tensor, weight:torch.Tensor|None)->torch.Tensor:
+    "Plain mean, or the weighted mean over the first axis (weight (P,): 1 for real pairs, 0 for padding)."
+    if weight is None: return v.mean()
+    w = weight.to(v.dtype).view(-1, *([1] * (v.ndim - 1))).expand_as(v)
+    return (v * w).sum() / w.sum()
+
 def sim_max_loss(
     s:torch.Tensor,  # similarities (any shape); the loss pulls them up
     how:str='cos',   # see `map_similarity`
+    weight:torch.Tensor|None=None, # (P,) 1 for real pairs, 0 for padded ones (see `pad_pairs`); None: all count
 )->torch.Tensor:     # scalar float32
     "L_max(s) = -mean log(clamp(s, 1e-4, 0.9999)): pull together."
-    return -torch.log(map_similarity(s.float(), how).clamp(*SIM_CLAMP)).mean()
+    return -_mean(torch.log(map_similarity(s.float(), how).clamp(*SIM_CLAMP)), weight)
 
 def sim_min_loss(
     s:torch.Tensor,  # similarities (any shape); the loss pushes them down
     how:str='cos',   # see `map_similarity`
+    weight:torch.Tensor|None=None, # (P,) 1 for real pairs, 0 for padded ones; None: all count
 )->torch.Tensor:     # scalar float32
     "L_min(s) = -mean log(1 - clamp(s, 1e-4, 0.9999)): push apart."
-    return -torch.log(1 - map_similarity(s.float(), how).clamp(*SIM_CLAMP)).mean()
+    return -_mean(torch.log(1 - map_similarity(s.float(), how).clamp(*SIM_CLAMP)), weight)
 
 # %% ../nbs/07_matching.ipynb #66a898f0
 def pair_masks(
@@ -58,6 +66,31 @@ def pair_masks(
     "Soft masks `M_k` of the positive (image, class) pairs, upsampled to image size."
     b, c = pairs
     return cam_to_mask(cams[b, c][:, None], size, eps=eps)[:, 0]
+
+def pad_pairs(
+    pairs:tuple,    # (b_idx, c_idx) of the P positive pairs
+    bucket:int=0,   # pad P up to a multiple of this (0: no padding)
+)->tuple:           # ((b_idx, c_idx), weight): P' >= P pairs, weight (P',) float 1 for real pairs, 0 for padding
+    "Pad the pairs to a bucketed count with copies of pair 0 that carry weight 0 (fixed shapes, exact loss)."
+    b, c = pairs; P = b.shape[0]
+    n = P if not bucket else max(bucket, -(-P // bucket) * bucket)
+    w = torch.ones(n, device=b.device)
+    if n == P: return (b, c), w
+    if P == 0: raise ValueError("no positive pair to pad: every image needs at least one label")
+    w[P:] = 0
+    fill = lambda t: torch.cat([t, t[:1].expand(n - P)])
+    return (fill(b), fill(c)), w
+
+def collate_pairs(
+    items:list,     # dataset items with `image` and `labels`
+    bucket:int=0,   # see `pad_pairs`
+)->dict:            # the batch of `semples.cam.collate` plus `pair_idx` (2, P') long and `pair_w` (P',) float
+    "Collate a batch and compute its positive pairs on the CPU labels, padded to the bucket (no GPU sync later)."
+    from semples.cam import collate
+    batch = collate(items)
+    (b, c), w = pad_pairs(positive_pairs(batch['labels']), bucket)
+    if not (w > 0).any(): raise ValueError("the batch has no positive (image, class) pair: every image needs at least one label")
+    return dict(batch, pair_idx=torch.stack([b, c]), pair_w=w)
 
 # %% ../nbs/07_matching.ipynb #248a497d
 _LOOP_FIELDS = tuple(f.name for f in fields(LoopConfig))
@@ -73,6 +106,11 @@ class MatchConfig:
     sim_map:str='cos'            # 'cos' (paper) or 'affine' ((1+s)/2) before the clamp; see `map_similarity`
     cls_weight:float=0.0         # weight of a multi-label soft-margin loss kept from stage 0 (paper: 0)
     amp:str|None=None            # 'bf16': autocast the mask generator and CLIP forward passes (GPU); None: float32
+    compile:bool=False           # torch.compile the mask generator and CLIP's image tower (mode 'default', static shapes)
+    pair_bucket:int=0            # pad the positive pairs to a multiple of this (fixed shapes for compile); 0: no padding
+    channels_last:bool=False     # channels-last memory layout for the images, the mask generator and CLIP
+    num_workers:int=0            # DataLoader worker processes (speed only: not stored in config.json)
+    pin_memory:str='auto'        # pinned host memory for the batches: 'auto' (on for CUDA), 'on', 'off' (speed only)
     steps:int=300                # optimisation steps
     batch_size:int=32            # images per step
     lr:float=1e-3                # learning rate
@@ -94,6 +132,8 @@ class MatchConfig:
         if self.amp not in (None, 'bf16'): raise ValueError(f"amp must be None or 'bf16', got {self.amp!r}")
         if self.lambda_bg < 0 or self.cls_weight < 0: raise ValueError("lambda_bg and cls_weight must be >= 0")
         if not self.mask_eps > 0: raise ValueError(f"mask_eps must be > 0, got {self.mask_eps!r}")
+        if not isinstance(self.pair_bucket, int) or self.pair_bucket < 0:
+            raise ValueError(f"pair_bucket must be an integer >= 0 (0: no padding), got {self.pair_bucket!r}")
         if not isinstance(self.template, str) or self.template.count('{}') != 1:
             raise ValueError(f"template must contain exactly one '{{}}' for the class name, got {self.template!r}")
         if self.class_names is not None: self.class_names = tuple(self.class_names)
@@ -114,6 +154,11 @@ def _autocast(device:torch.device, amp:str|None):
     if amp is None: return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
+def _world()->int:
+    "Number of processes of the running torchrun job (1 without one)."
+    import torch.distributed as dist
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
 class MatchLoss:
     "Stage (a) loss `L_match` as a `train_loop` loss function: `loss_fn(model, batch) -> (loss, metrics)`."
     def __init__(self,
@@ -125,31 +170,66 @@ class MatchLoss:
         self.names = tuple(cfg.class_names or classes)
         if len(self.names) != len(classes): raise ValueError(f"class_names has {len(self.names)} names for {len(classes)} classes")
         self.text = clip.class_text_features(self.names, (cfg.template,))   # (C, D), cached
+        self._net = self._net_fn = None
+        if cfg.compile and clip._image_fn is None: clip.compile_tower()
 
-    def views(self, model:CamNet, batch:dict):
+    def collate(self, items:list)->dict:
+        "The collate function for `train_loop`: the batch plus its positive pairs from the CPU labels, padded to `cfg.pair_bucket`."
+        return collate_pairs(items, self.cfg.pair_bucket)
+
+    @property
+    def collate_fn(self)->Callable:
+        "`collate` as a small picklable function (no CLIP inside), for DataLoader worker processes."
+        return functools.partial(collate_pairs, bucket=self.cfg.pair_bucket)
+
+    def pairs(self, batch:dict)->tuple:
+        "((b_idx, c_idx), weight) of a batch: from the collated `pair_idx`/`pair_w`, else from the labels (a sync if they are on a GPU)."
+        dev = batch['image'].device
+        if 'pair_idx' in batch:
+            idx, w = batch['pair_idx'].to(dev, non_blocking=True), batch['pair_w'].to(dev, non_blocking=True)
+            pairs = (idx[0], idx[1])
+        else: pairs, w = pad_pairs(positive_pairs(batch['labels'].detach().cpu(), device=dev), self.cfg.pair_bucket)
+        return pairs, (w if self.cfg.pair_bucket else None)
+
+    def network(self, model:nn.Module)->nn.Module:
+        "What runs the mask generator: `model` itself, or its compiled version (made once per model); channels-last when asked."
+        if self._net is not model:
+            if self.cfg.channels_last:
+                model.to(memory_format=torch.channels_last); self.clip.model.to(memory_format=torch.channels_last)
+            self._net, self._net_fn = model, (torch.compile(model, dynamic=False) if self.cfg.compile else model)
+        return self._net_fn
+
+    def views(self, model:CamNet, batch:dict, pairs:tuple|None=None):
         "Network output, pairs, masks and the CLIP features of the masked views."
-        x, y = batch['image'], batch['labels']
+        x = batch['image']
+        if pairs is None: pairs, _ = self.pairs(batch)
+        if self.cfg.channels_last: x = x.contiguous(memory_format=torch.channels_last)
+        net = self.network(model)
         with _autocast(x.device, self.cfg.amp):
-            out = model(x)
-            pairs = positive_pairs(y.detach().cpu(), device=x.device)
+            out = net(x)
             m = pair_masks(out.cams.float(), pairs, x.shape[-2:], self.cfg.mask_eps)
             fg, bg = self.clip.encode_masked(x, m, pairs)
         return out, pairs, m, fg.float(), bg.float()
 
-    def extra_terms(self, fg:torch.Tensor, bg:torch.Tensor, pairs:tuple)->tuple:
+    def extra_terms(self, fg:torch.Tensor, bg:torch.Tensor, pairs:tuple, weight:torch.Tensor|None=None)->tuple:
         "Further loss terms on the pair features (none in stage a): (loss, metrics)."
         return fg.new_zeros(()), {}
 
     def __call__(self, model:CamNet, batch:dict):
-        out, pairs, m, fg, bg = self.views(model, batch)
-        if fg.shape[0] == 0: raise ValueError("the batch has no positive (image, class) pair: every image needs at least one label")
+        pairs, w = self.pairs(batch)
+        out, pairs, m, fg, bg = self.views(model, batch, pairs)
+        n = w.sum() if w is not None else fg.new_tensor(float(fg.shape[0]))   # real pairs: this process's weight under DDP
+        if fg.shape[0] == 0:
+            if _world() > 1: return out.cams.sum() * 0, {}, n   # an empty shard: no gradient, no weight in the global mean
+            raise ValueError("the batch has no positive (image, class) pair: every image needs at least one label")
         t = self.text[pairs[1]]
         s_fg, s_bg = cosine(fg, t), cosine(bg, t)
-        loss = sim_max_loss(s_fg, self.cfg.sim_map)
-        if self.cfg.lambda_bg: loss = loss + self.cfg.lambda_bg * sim_min_loss(s_bg, self.cfg.sim_map)
+        loss = sim_max_loss(s_fg, self.cfg.sim_map, w)
+        if self.cfg.lambda_bg: loss = loss + self.cfg.lambda_bg * sim_min_loss(s_bg, self.cfg.sim_map, w)
         if self.cfg.cls_weight: loss = loss + self.cfg.cls_weight * F.multilabel_soft_margin_loss(out.logits.float(), batch['labels'].float())
-        extra, more = self.extra_terms(fg, bg, pairs)
-        return loss + extra, dict(s_fg=s_fg.mean().detach(), s_bg=s_bg.mean().detach(), area=m.mean().detach(), **more)
+        extra, more = self.extra_terms(fg, bg, pairs, w)
+        area = m.detach().mean() if w is None else _mean(m.detach().flatten(1).mean(1), w)
+        return loss + extra, dict(s_fg=_mean(s_fg.detach(), w), s_bg=_mean(s_bg.detach(), w), area=area, **more), n
 
 # %% ../nbs/07_matching.ipynb #1352fa9d
 def cam_net_config(net:CamNet)->CamNetConfig:
@@ -178,8 +258,10 @@ def train_mask_generator(
     "Train a copy of the mask generator with `loss_fn` (CLIP frozen); resumable."
     net = _init_net(init, cfg.train)
     if net.n_classes != len(dataset.classes): raise ValueError(f"the network has {net.n_classes} classes, the dataset {len(dataset.classes)}")
-    config = dict(stage=stage, model=asdict(cam_net_config(net)), match=asdict(cfg), classes=list(dataset.classes), **(extra_config or {}))
-    recs = train_loop(net, loss_fn, dataset, cfg.loop_config(), out=out, resume=resume, until=until, progress=progress, config=config)
+    match = {k: v for k, v in asdict(cfg).items() if k not in RUNTIME_FIELDS}   # workers may change on resume
+    config = dict(stage=stage, model=asdict(cam_net_config(net)), match=match, classes=list(dataset.classes), **(extra_config or {}))
+    recs = train_loop(net, loss_fn, dataset, cfg.loop_config(), out=out, resume=resume, until=until, progress=progress, config=config,
+                      collate_fn=loss_fn.collate_fn if isinstance(loss_fn, MatchLoss) else collate)
     return net.eval(), recs
 
 def train_matching(

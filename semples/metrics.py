@@ -14,7 +14,7 @@ from .core import IGNORE_INDEX, load_mask
 
 # %% auto #0
 __all__ = ['iou_from_confusion', 'miou_conventions', 'SegmentationMetric', 'image_miou', 'iou_table', 'plot_iou_bars',
-           'eval_folder', 'eval_cli']
+           'plot_confusion', 'eval_folder', 'eval_cli']
 
 # %% ../nbs/05a_metrics.ipynb #b2679dcb
 def iou_from_confusion(
@@ -121,6 +121,33 @@ def plot_iou_bars(
         if v is None: ax.text(i, 1, 'n/a', ha='center', va='bottom', fontsize=7, rotation=90, color='#666')
     if miou is not None: ax.axhline(100 * miou, color='tab:red', lw=1, ls='--', label=f'mIoU {100 * miou:.1f}'); ax.legend(fontsize=8)
     ax.set_xticks(range(len(names)), names, rotation=60, ha='right', fontsize=8); ax.set_ylim(0, 100); ax.set_ylabel('IoU %')
+    if title: ax.set_title(title, fontsize=10)
+    return ax
+
+# %% ../nbs/05a_metrics.ipynb #c0bf9d22
+def plot_confusion(
+    cm,                   # (C, C) or (C, C+1) confusion matrix, rows ground truth (e.g. `SegmentationMetric.confusion`)
+    class_names=None,     # C names (default 0..C-1); a last column 'no prediction' is added for (C, C+1)
+    normalize:bool=True,  # divide every row by its sum: the share of a true class's pixels given to each prediction
+    ax=None,              # matplotlib axis (a new figure when None)
+    title:str|None=None,
+    annotate:bool=True,   # write the values into the cells (when C <= 12)
+):
+    "Heat map of a confusion matrix (row-normalised by default); returns the axis."
+    import matplotlib.pyplot as plt
+    cm = np.asarray(cm, dtype=np.float64); C = cm.shape[0]
+    if cm.ndim != 2 or cm.shape[1] not in (C, C + 1): raise ValueError(f"expected a (C, C) or (C, C+1) matrix, got {cm.shape}")
+    names = list(class_names) if class_names is not None else [str(i) for i in range(C)]
+    if len(names) != C: raise ValueError(f"{len(names)} class names for a matrix of {C} classes")
+    v = cm / np.maximum(cm.sum(1, keepdims=True), 1) if normalize else cm
+    if ax is None: _, ax = plt.subplots(figsize=(0.5 * cm.shape[1] + 2, 0.45 * C + 1.2))
+    ax.imshow(v, cmap='Blues', vmin=0, vmax=1 if normalize else None)
+    ax.set_xticks(range(cm.shape[1]), names + ['none'] * (cm.shape[1] - C), rotation=60, ha='right', fontsize=8)
+    ax.set_yticks(range(C), names, fontsize=8); ax.set_xlabel('prediction'); ax.set_ylabel('ground truth')
+    if annotate and C <= 12:
+        for (r, c), x in np.ndenumerate(v):
+            if (100 * x >= 0.5) if normalize else x: ax.text(c, r, f'{100 * x:.0f}' if normalize else f'{int(x)}', ha='center', va='center', fontsize=7,
+                          color='w' if x > 0.6 * v.max() else 'k')
     if title: ax.set_title(title, fontsize=10)
     return ax
 

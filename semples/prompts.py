@@ -13,14 +13,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 from .core import get_device
-from .cam import CamNet, LoopConfig, train_loop, collate
+from .cam import CamNet, LoopConfig, train_loop, collate, unwrap
 from .clip import FrozenCLIP, PromptEncoder, positive_pairs, cosine
-from .matching import pair_masks, sim_max_loss, map_similarity, SIM_CLAMP, SIM_MAPS
+from .matching import pair_masks, sim_max_loss, map_similarity, SIM_CLAMP, SIM_MAPS, _autocast
 
 # %% auto #0
-__all__ = ['PairFeatures', 'background_features', 'PromptConfig', 'voc_prompt_config', 'PromptLoss', 'train_prompts',
-           'load_prompts', 'prompt_features', 'vocabulary_features', 'toy_vocabulary_features', 'prompt_words',
-           'cooccurrence_hits', 'plot_prompt_similarity']
+__all__ = ['PairFeatures', 'background_batch', 'background_features', 'PromptConfig', 'voc_prompt_config', 'PromptLoss',
+           'train_prompts', 'load_prompts', 'prompt_features', 'vocabulary_features', 'toy_vocabulary_features',
+           'prompt_words', 'cooccurrence_hits', 'plot_prompt_similarity']
 
 # %% ../nbs/08_prompts.ipynb #23ee8c07
 class PairFeatures(NamedTuple):
@@ -28,6 +28,21 @@ class PairFeatures(NamedTuple):
     bg: torch.Tensor     # (P, D) normalised features of (1 - M_k) * X
     cls: torch.Tensor    # (P,) class index k of each pair
     image: torch.Tensor  # (P,) dataset index of each pair's image
+
+@torch.no_grad()
+def background_batch(
+    net:CamNet,          # the frozen mask generator
+    clip:FrozenCLIP,     # the frozen CLIP
+    x:torch.Tensor,      # (B, 3, H, W) images in [0, 1]
+    pairs:tuple,         # (b_idx, c_idx) of the positive pairs (from CPU labels: no sync)
+    mask_eps:float=0.1,  # min-max floor of the soft masks
+    amp:str|None=None,   # 'bf16': autocast (GPU)
+)->torch.Tensor:         # (P, D) float32 normalised features of the background views
+    "Background-view features of one batch: the per-batch work of `background_features`."
+    with _autocast(x.device, amp):
+        m = pair_masks(net(x).cams.float() if amp else net(x).cams, pairs, x.shape[-2:], mask_eps)
+        _, bg = clip.encode_masked(x, m, pairs)
+    return bg.float()
 
 @torch.no_grad()
 def background_features(
@@ -40,6 +55,7 @@ def background_features(
     batch_size:int=128,  # images per forward pass
     device:str='cpu',    # where to run
     progress:bool=True,
+    amp:str|None=None,   # 'bf16': run the mask generator and CLIP under bf16 autocast (GPU)
 )->PairFeatures:         # on the CPU
     "Features of the background views `(1 - M_k) X` of all positive pairs, from a frozen mask generator."
     dev = get_device(device); net = net.to(dev).eval(); clip.to(dev)
@@ -51,8 +67,7 @@ def background_features(
         x, y = torch.stack([it['image'] for it in items]).to(dev), torch.stack([it['labels'] for it in items])
         for xx in ((x, x.flip(-1)) if flip else (x,)):
             pairs = positive_pairs(y, device=dev)
-            m = pair_masks(net(xx).cams, pairs, xx.shape[-2:], mask_eps)
-            _, bg = clip.encode_masked(xx, m, pairs)
+            bg = background_batch(net, clip, xx, pairs, mask_eps, amp)
             for o, v in zip(out, (bg.cpu(), pairs[1].cpu(), torch.tensor(idx)[pairs[0].cpu()])): o.append(v)
     if not out[0]: raise ValueError("the dataset is empty: no background views to learn prompts from")
     return PairFeatures(*(torch.cat(o) for o in out))
@@ -81,8 +96,11 @@ class PromptConfig:
     ckpt_every:int=0             # checkpoint every N steps (0: only at the end) when a run folder is given
     log_every:int=50             # log the mean of the last N steps
     device:str='auto'            # 'auto', 'cpu', 'cuda', ...
+    amp:str|None=None            # 'bf16': autocast the prompt encoding through CLIP's text transformer (GPU); None: float32
+    compile:bool=False           # torch.compile the prompt encoder (mode 'default'; its shapes never change)
 
     def __post_init__(self):
+        if self.amp not in (None, 'bf16'): raise ValueError(f"amp must be None or 'bf16', got {self.amp!r}")
         if not isinstance(self.n_ctx, int) or self.n_ctx < 1: raise ValueError(f"n_ctx must be a positive integer, got {self.n_ctx!r}")
         if self.sim_map not in SIM_MAPS: raise ValueError(f"sim_map must be one of {SIM_MAPS}, got {self.sim_map!r}")
         if self.lambda_p < 0: raise ValueError(f"lambda_p must be >= 0, got {self.lambda_p!r}")
@@ -115,8 +133,15 @@ class PromptLoss:
         if len(names) != len(classes): raise ValueError(f"class_names has {len(names)} names for {len(classes)} classes")
         self.u = clip.class_text_features(names, (cfg.class_template,))   # (C, D)
 
+    def encoder(self, model:PromptEncoder)->nn.Module:
+        "`model`, or its compiled version (made once per model) when `cfg.compile`."
+        if getattr(self, '_model', None) is not model:
+            self._model, self._fn = model, (torch.compile(model, dynamic=False) if self.cfg.compile else model)
+        return self._fn
+
     def __call__(self, model:PromptEncoder, batch:dict):
-        t = model()                                  # (C, D), all prompts once
+        with _autocast(unwrap(model).ctx.device, self.cfg.amp):   # `unwrap`: the model may be DDP-wrapped
+            t = self.encoder(model)().float()        # (C, D), all prompts once
         k = batch['cls']
         s_bg = cosine(batch['bg'], t[k])             # background view vs its class's prompt
         s_u = cosine(self.u.to(t.device)[k], t[k])   # class sentence vs the prompt
@@ -145,7 +170,7 @@ def train_prompts(
     cfg = cfg or PromptConfig()
     if features is None:
         if net is None: raise ValueError("pass the stage-(a) network or precomputed features")
-        features = background_features(net, clip, dataset, cfg.mask_eps, cfg.flip, cfg.n_images, device=cfg.device, progress=progress)
+        features = background_features(net, clip, dataset, cfg.mask_eps, cfg.flip, cfg.n_images, device=cfg.device, progress=progress, amp=cfg.amp)
     C = len(dataset.classes)
     missing = sorted(set(range(C)) - set(features.cls.tolist()))
     if missing and not allow_missing: raise ValueError(f"no training image shows classes {[dataset.classes[i] for i in missing]}: their prompts cannot be learned")

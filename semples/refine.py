@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from .clip import FrozenCLIP, cosine
-from .matching import MatchConfig, MatchLoss, train_mask_generator, sim_min_loss, map_similarity, SIM_MAPS
+from .matching import MatchConfig, MatchLoss, train_mask_generator, sim_min_loss, map_similarity, SIM_MAPS, _mean
 
 # %% auto #0
 __all__ = ['GENERIC_BACKGROUND_WORDS', 'RefineConfig', 'voc_refine_config', 'RefineLoss', 'manual_background_features',
@@ -49,10 +49,10 @@ class RefineLoss(MatchLoss):
             raise ValueError(f"per-class prompts: {bg_text.shape[0]} rows for {len(classes)} classes (pass per_class=False for a word list)")
         self.bg_text, self.per_class = F.normalize(bg_text.detach().float(), dim=-1).to(self.text.device), per_class
 
-    def extra_terms(self, fg, bg, pairs):
+    def extra_terms(self, fg, bg, pairs, weight=None):
         t = self.bg_text.to(fg.device)
         s = cosine(fg, t[pairs[1]]) if self.per_class else F.normalize(fg, dim=-1) @ t.T   # (P,) or (P, W)
-        return self.cfg.lambda_ref * sim_min_loss(s, self.cfg.ref_sim_map), dict(s_ref=s.mean().detach())
+        return self.cfg.lambda_ref * sim_min_loss(s, self.cfg.ref_sim_map, weight), dict(s_ref=_mean(s.detach(), weight))
 
 # %% ../nbs/09_refine.ipynb #92217213
 GENERIC_BACKGROUND_WORDS = ('ground', 'land', 'grass', 'tree', 'building', 'wall', 'sky', 'lake', 'water', 'river', 'sea',

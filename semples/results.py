@@ -10,7 +10,8 @@ from .core import save_json, load_json, project_root
 from .demo import ROWS, ROW_LABELS
 
 # %% auto #0
-__all__ = ['RESULTS_FILE', 'summarize', 'check_claims', 'ablation_table', 'plot_ablation', 'collect_ablation']
+__all__ = ['RESULTS_FILE', 'SENSITIVITY_FILE', 'summarize', 'check_claims', 'ablation_table', 'plot_ablation', 'collect_ablation',
+           'grid_cells', 'sensitivity_grid', 'plot_sensitivity']
 
 # %% ../nbs/10_results.ipynb #dbd0b834
 RESULTS_FILE = 'results/toyworld_ablation.json'
@@ -99,3 +100,81 @@ def collect_ablation(
     out = dict(summary=summarize(runs), claims=check_claims(summarize(runs)), runs=[{k: m.get(k) for k in keep} for m in runs])
     save_json(out, dest)
     return out
+
+# %% ../nbs/10_results.ipynb #ed211f65
+SENSITIVITY_FILE = 'results/toyworld_sensitivity.json'
+
+def grid_cells(
+    n_ctx=(4, 8, 16),          # prompt lengths L
+    lambda_ref=(0.02, 0.05, 0.2), # refinement weights
+    center=(8, 0.05),          # the default cell (L, lambda_ref)
+    cross:bool=True,           # True: vary one knob at a time around `center`; False: every combination
+)->list:                       # [(L, lambda_ref), ...] without repeats
+    "The (L, lambda_ref) cells of the sensitivity grid."
+    if center[0] not in n_ctx or center[1] not in lambda_ref: raise ValueError(f"center {center} must lie on the grid {n_ctx} x {lambda_ref}")
+    cells = [(L, center[1]) for L in n_ctx] + [(center[0], l) for l in lambda_ref] if cross else [(L, l) for L in n_ctx for l in lambda_ref]
+    return list(dict.fromkeys((int(L), float(l)) for L, l in cells))
+
+# %% ../nbs/10_results.ipynb #94ca5722
+def sensitivity_grid(
+    run_dir:str|Path,            # a finished `run_pipeline` folder with rows matching and semples (its runs/stage0, runs/stage_a)
+    cells:list|None=None,        # (L, lambda_ref) cells (default `grid_cells()`)
+    dest:str|Path|None=None,     # JSON file of the results (default: run_dir/sensitivity.json); written after every cell
+    prompts_kw:dict|None=None,   # overrides of the run's PromptConfig (tests: fewer steps)
+    refine_kw:dict|None=None,    # overrides of the run's RefineConfig
+    progress:bool=False,
+)->dict:                         # {'seed', 'cells': [{n_ctx, lambda_ref, miou, background_leak, leak_other, prompt_hits, prompt_words}]}
+    "Relearn the prompts for each L and retrain stage (c) for each lambda_ref on one seed; score each cell like the ablation."
+    from dataclasses import asdict
+    from semples.demo import PipelineConfig
+    from semples.cam import toy_splits, load_cam_net
+    from semples.clip import load_clip
+    from semples.matching import score_generator
+    from semples.prompts import PromptConfig, train_prompts, prompt_features, toy_vocabulary_features, prompt_words, cooccurrence_hits
+    from semples.refine import RefineConfig, train_refine
+    from semples.toyworld import TOY_CLASSES, COOCCURRENCE
+    run = Path(run_dir); mp = run/'metrics.json'
+    if not mp.is_file(): raise FileNotFoundError(f"no pipeline run at {run} (metrics.json missing): run `semples demo --out {run}` first")
+    m = load_json(mp)
+    for k in ('stage0', 'stage_a'):
+        if not (run/'runs'/k/'checkpoint.pt').is_file(): raise FileNotFoundError(f"{run}/runs/{k}/checkpoint.pt is missing: the run needs rows matching and semples")
+    cfg = PipelineConfig(**{k: v for k, v in m['config'].items()}); sc = cfg.stage_configs()
+    dest = Path(dest) if dest is not None else run/'sensitivity.json'
+    res = load_json(dest) if dest.is_file() else dict(seed=cfg.seed, run=str(run), cells=[])
+    done = {(c['n_ctx'], c['lambda_ref']) for c in res['cells']}
+    sp = toy_splits(cfg.n_train, cfg.n_tune, cfg.n_test, seed=cfg.seed, size=cfg.size)
+    clip = load_clip(cfg.clip, device=cfg.device)
+    net0, na = load_cam_net(run/'runs'/'stage0'), load_cam_net(run/'runs'/'stage_a')
+    words, wf = toy_vocabulary_features(clip)
+    grid = run/'grid'; feats = {}
+    for L, lam in (cells or grid_cells()):
+        if (L, lam) in done: continue
+        if L not in feats:
+            pc = PromptConfig(**{**asdict(sc['prompts']), 'n_ctx': L, **(prompts_kw or {})})
+            pe, _ = train_prompts(na, sp['train'], clip, pc, out=grid/f'b_L{L}', progress=progress)
+            pf = prompt_features(pe); near = prompt_words(pf, words, wf, k=3)
+            feats[L] = (pf, near, cooccurrence_hits(near, TOY_CLASSES, COOCCURRENCE)['rate'])
+        pf, near, hits = feats[L]
+        rc = RefineConfig(**{**asdict(sc['refine']), 'lambda_ref': lam, **(refine_kw or {})})
+        ne, _ = train_refine(net0, sp['train'], clip, pf, rc, out=grid/f'c_L{L}_lam{lam}', progress=progress)
+        r = score_generator(ne, sp['tune'], sp['test'], device=cfg.device)
+        res['cells'].append(dict(n_ctx=L, lambda_ref=lam, miou=r['miou'], threshold=r['threshold'], background_leak=r['background_leak'],
+                                 leak_other=r['leak_other'], prompt_hits=hits, prompt_words={c: [w for w, _ in nw] for c, nw in zip(TOY_CLASSES, near)}))
+        save_json(res, dest)
+    return res
+
+def plot_sensitivity(res:dict, axs=None):
+    "mIoU against L (at the default lambda_ref) and against lambda_ref (at the default L), with the leak."
+    import matplotlib.pyplot as plt
+    axs = axs if axs is not None else plt.subplots(1, 2, figsize=(9, 3))[1]
+    cells = res['cells']
+    for ax, key, fixed, other, xlabel in ((axs[0], 'n_ctx', 'lambda_ref', 0.05, 'prompt length L (lambda_ref 0.05)'),
+                                          (axs[1], 'lambda_ref', 'n_ctx', 8, 'lambda_ref (L = 8)')):
+        pts = sorted((c[key], c['miou'], c['background_leak']) for c in cells if c[fixed] == other)
+        if not pts: continue
+        x, y, lk = zip(*pts)
+        ax.plot(x, y, 'o-', color='tab:blue'); ax.set_xlabel(xlabel); ax.set_ylabel('test mIoU', color='tab:blue')
+        if key == 'lambda_ref': ax.set_xscale('log')
+        ax.set_xticks(x, [str(v) for v in x]); ax.grid(alpha=0.3)
+        a2 = ax.twinx(); a2.plot(x, lk, 's--', color='tab:red'); a2.set_ylabel('leak on own background', color='tab:red')
+    return axs

@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_segment.ipynb #90f5b50a
 from __future__ import annotations
-import csv, dataclasses, io, os, time
+import csv, dataclasses, io, json, math, os, time
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np
@@ -13,14 +13,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torch.distributed as dist
 from torchvision.models.segmentation.deeplabv3 import ASPP, DeepLabV3
-from .core import RunDir, get_device, load_json, load_mask, save_mask, save_torch, seed_everything, IGNORE_INDEX
+from .core import RunDir, atomic_write, get_device, load_json, load_mask, save_json, save_mask, save_torch, seed_everything, IGNORE_INDEX
 from .metrics import SegmentationMetric
 from .cam import batch_indices, step_generator
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 # %% auto #0
-__all__ = ['RESULT_FIELDS', 'PseudoMaskDataset', 'SegConfig', 'ToyBackbone', 'create_segmenter', 'dist_setup', 'shard',
-           'seg_loss', 'train_segmenter', 'predict_probs', 'evaluate_segmenter', 'toy_acceptance', 'results_markdown',
-           'segment']
+__all__ = ['RESULT_FIELDS', 'CLASS_COLORS', 'PseudoMaskDataset', 'SegConfig', 'toy_seg_config', 'ToyBackbone', 'TimmDeepLab',
+           'create_segmenter', 'dist_setup', 'shard', 'seg_lr', 'jitter_batch', 'seg_loss', 'train_segmenter',
+           'predict_probs', 'evaluate_segmenter', 'results_markdown', 'toy_result_rows', 'update_results',
+           'plot_acceptance', 'show_segmenter_examples', 'score_masks', 'toy_acceptance', 'segment']
 
 # %% ../nbs/11_segment.ipynb #007adbfb
 class PseudoMaskDataset(torch.utils.data.Dataset):
@@ -47,22 +49,31 @@ class PseudoMaskDataset(torch.utils.data.Dataset):
 @dataclass
 class SegConfig:
     "Settings of one segmentation run."
-    arch:str='toy'              # 'toy' | 'deeplabv3_resnet50' | 'deeplabv3_resnet101'
+    arch:str='toy'              # 'toy' | 'timm' (timm backbone + DeepLabV3(+) head) | 'deeplabv3_resnet50' | 'deeplabv3_resnet101'
     num_classes:int=7           # classes incl. background (VOC 21, COCO 81, ToyWorld 7)
     weights:str|None=None       # None: random init; torchvision tag ('DEFAULT'); or a local state-dict file
-    weights_backbone:str|None=None # backbone-only tag/file (torchvision ResNet), None: random
+    weights_backbone:str|None=None # backbone-only tag/file (torchvision ResNet; arch 'timm': a local timm weights file), None: random
     norm:str='gn'               # 'gn' GroupNorm (toy), 'bn' BatchNorm; under DDP 'bn' becomes SyncBatchNorm if sync_bn
     sync_bn:bool=True           # convert BatchNorm to SyncBatchNorm under DDP
     width:int=32                # toy backbone channels
+    backbone:str='resnet10t'    # arch 'timm': the timm model used as feature extractor (features_only)
+    output_stride:int=8         # arch 'timm': 8 or 16 (later stages dilated instead of strided)
+    feature_indices:tuple=(1, 3) # arch 'timm': backbone levels (low-level skip, deep features for the ASPP)
+    head_width:int=128          # arch 'timm': ASPP and decoder channels (torchvision's DeepLabHead: 256)
+    aspp_rates:tuple=(2, 4, 6)  # arch 'timm': ASPP dilations (torchvision: 12, 24, 36 for 513 px images)
+    skip_width:int=32           # arch 'timm': channels of the low-level skip (DeepLabV3+ decoder); 0: plain DeepLabV3
     dropout:float=0.0           # dropout in the ASPP projection (torchvision uses 0.5)
     steps:int=300               # optimisation steps
     batch_size:int=16           # global images per step (split over ranks)
-    optimizer:str='sgd'         # 'sgd' (DeepLab's choice) or 'adamw' (faster start for the tiny toy net)
+    optimizer:str='sgd'         # 'sgd' (DeepLab's choice) or 'adamw'
     lr:float=0.01               # peak learning rate
     momentum:float=0.9          # sgd only
     weight_decay:float=1e-4
-    poly_power:float=0.9        # lr = lr * (1 - step/steps) ** poly_power
+    schedule:str='poly'         # 'poly': lr (1 - t) ** poly_power; 'cosine': lr (1 + cos(pi t)) / 2; t = progress after warm-up
+    poly_power:float=0.9        # exponent of the poly schedule
+    warmup:int=0                # steps of linear warm-up from lr / warmup to lr (at most steps - 1 are used)
     hflip:float=0.5             # probability of a horizontal flip per image
+    scale_jitter:tuple=(1.0, 1.0) # (lo, hi): each batch is rescaled by a factor drawn from [lo, hi], then cropped/padded back (padding ignored); (1, 1): off
     seed:int=0                  # init and data-order seed
     ckpt_every:int=100          # steps between checkpoints (0: only at the end)
     log_every:int=10            # steps between metrics.jsonl records
@@ -71,6 +82,21 @@ class SegConfig:
     eval_scales:tuple=(1.0,)    # inference scales (VOC: (0.75, 1.0, 1.25))
     eval_flip:bool=False        # add mirrored passes at inference
     device:str='auto'
+
+    def __post_init__(self):
+        for k in ('feature_indices', 'aspp_rates', 'scale_jitter', 'eval_scales'): setattr(self, k, tuple(getattr(self, k)))
+        if self.optimizer not in ('sgd', 'adamw'): raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {self.optimizer!r}")
+        if self.schedule not in ('poly', 'cosine'): raise ValueError(f"schedule must be 'poly' or 'cosine', got {self.schedule!r}")
+        lo, hi = (self.scale_jitter + (None, None))[:2]
+        if len(self.scale_jitter) != 2 or not 0 < lo <= hi: raise ValueError(f"scale_jitter must be (lo, hi) with 0 < lo <= hi, got {self.scale_jitter!r}")
+        if self.warmup < 0: raise ValueError(f"warmup must be >= 0 steps, got {self.warmup}")
+
+def toy_seg_config(**kw)->SegConfig:
+    "The ToyWorld segmenter: resnet10t (stride 8) + ASPP + low-level skip, AdamW, warm-up + cosine, flips."
+    base = dict(arch='timm', num_classes=7, norm='bn', backbone='resnet10t', output_stride=8, head_width=128, skip_width=32,
+                steps=450, batch_size=32, optimizer='adamw', lr=2e-3, weight_decay=1e-4, schedule='cosine', warmup=20,
+                hflip=0.5, scale_jitter=(1.0, 1.0), ckpt_every=50, log_every=10, device='cpu')
+    return SegConfig(**{**base, **kw})
 
 # %% ../nbs/11_segment.ipynb #331d76a5
 def _norm(kind:str, c:int)->nn.Module:
@@ -92,9 +118,50 @@ class ToyBackbone(nn.Module):
         self.body = nn.Sequential(blk(3, w, 2), blk(w, w, 1), blk(w, 2 * w, 2), blk(2 * w, 2 * w, 1, 2), blk(2 * w, 2 * w, 1, 4))
     def forward(self, x): return {'out': self.body(x)}
 
+class TimmDeepLab(nn.Module):
+    "A timm backbone (features_only, dilated to `output_stride`) + torchvision's ASPP + an optional low-level skip (DeepLabV3+)."
+    def __init__(self,
+                 backbone:str='resnet10t',    # timm model name
+                 num_classes:int=7,           # classes incl. background
+                 output_stride:int=8,         # 8 or 16
+                 feature_indices=(1, 3),      # (skip level, deep level) of the backbone
+                 head_width:int=128,          # ASPP / decoder channels
+                 aspp_rates=(2, 4, 6),        # ASPP dilations
+                 skip_width:int=32,           # low-level skip channels (0: no skip, plain DeepLabV3)
+                 norm:str='bn',               # 'bn' or 'gn' in the head (the backbone keeps timm's BatchNorm; 'gn' swaps it too)
+                 pretrained_file:str|None=None, # local timm weights for the backbone (None: random init)
+                ):
+        super().__init__()
+        import timm
+        idx = tuple(feature_indices) if skip_width else tuple(feature_indices)[-1:]
+        kw = dict(pretrained=True, pretrained_cfg_overlay=dict(file=str(pretrained_file))) if pretrained_file else dict(pretrained=False)
+        self.backbone = timm.create_model(backbone, features_only=True, output_stride=output_stride, out_indices=idx, **kw)
+        ch = self.backbone.feature_info.channels()
+        self.aspp = ASPP(ch[-1], list(aspp_rates), head_width)
+        self.skip = nn.Sequential(nn.Conv2d(ch[0], skip_width, 1, bias=False), _norm(norm, skip_width), nn.ReLU(inplace=True)) if skip_width else None
+        self.classifier = nn.Sequential(nn.Conv2d(head_width + skip_width, head_width, 3, padding=1, bias=False), _norm(norm, head_width),
+                                        nn.ReLU(inplace=True), nn.Conv2d(head_width, num_classes, 1))
+        self.register_buffer('mean', torch.tensor(IMAGENET_DEFAULT_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer('std', torch.tensor(IMAGENET_DEFAULT_STD).view(1, 3, 1, 1), persistent=False)
+    def forward(self, x):  # x: (B, 3, H, W) in [0, 1] -> {'out': logits at the skip's stride (or output_stride)}
+        f = self.backbone((x - self.mean) / self.std)
+        h = self.aspp(f[-1])
+        if self.skip is not None:
+            s = self.skip(f[0]); h = torch.cat([F.interpolate(h, size=s.shape[-2:], mode='bilinear', align_corners=False), s], 1)
+        return {'out': self.classifier(h)}
+
 def create_segmenter(cfg:SegConfig)->nn.Module:
     "The segmentation network of `cfg` (random init unless `cfg.weights`/`weights_backbone` say otherwise)."
-    if cfg.arch == 'toy':
+    if cfg.arch == 'timm':
+        if cfg.weights_backbone and not Path(cfg.weights_backbone).is_file():
+            raise FileNotFoundError(f"weights_backbone {cfg.weights_backbone} is not a file: arch 'timm' takes a local timm weights file (no downloads)")
+        m = TimmDeepLab(cfg.backbone, cfg.num_classes, cfg.output_stride, cfg.feature_indices, cfg.head_width, cfg.aspp_rates,
+                        cfg.skip_width, cfg.norm, cfg.weights_backbone)
+        if cfg.weights is not None:
+            if not Path(cfg.weights).is_file(): raise FileNotFoundError(f"weights file {cfg.weights} not found")
+            sd = torch.load(cfg.weights, map_location='cpu', weights_only=True); m.load_state_dict(sd.get('model', sd))
+        if cfg.norm == 'gn': _swap_bn(m)
+    elif cfg.arch == 'toy':
         w = cfg.width
         head = nn.Sequential(ASPP(2 * w, [2, 4, 6], 2 * w), nn.Conv2d(2 * w, w, 3, padding=1, bias=False), _norm(cfg.norm, w),
                              nn.ReLU(inplace=True), nn.Conv2d(w, cfg.num_classes, 1))
@@ -112,7 +179,7 @@ def create_segmenter(cfg:SegConfig)->nn.Module:
             sd = torch.load(cfg.weights, map_location='cpu', weights_only=True)
             m.load_state_dict(sd.get('model', sd), strict=False)
         if cfg.norm == 'gn': _swap_bn(m)
-    else: raise ValueError(f"unknown arch {cfg.arch!r}: use 'toy', 'deeplabv3_resnet50' or 'deeplabv3_resnet101'")
+    else: raise ValueError(f"unknown arch {cfg.arch!r}: use 'toy', 'timm', 'deeplabv3_resnet50' or 'deeplabv3_resnet101'")
     for mod in m.modules():
         if isinstance(mod, nn.Dropout): mod.p = cfg.dropout
     return m
@@ -144,6 +211,32 @@ def _batch(ds, idx, flips):
 
 def _use(flag:str, dev)->bool: return dev.type == 'cuda' if flag == 'auto' else flag in ('on', 'bf16')
 
+def seg_lr(cfg:SegConfig, step:int)->float:
+    "Learning rate of step `step`: linear warm-up, then poly or cosine decay to 0 at `cfg.steps`."
+    w = min(cfg.warmup, max(cfg.steps - 1, 0))  # a shortened run keeps some decay
+    if step < w: return cfg.lr * (step + 1) / w
+    t = min(1.0, (step - w) / max(1, cfg.steps - w))
+    return cfg.lr * ((1 - t) ** cfg.poly_power if cfg.schedule == 'poly' else 0.5 * (1 + math.cos(math.pi * t)))
+
+def jitter_batch(
+    x:torch.Tensor,         # (B, 3, H, W) images
+    y:torch.Tensor,         # (B, H, W) long masks
+    scale:float,            # one rescale factor for the batch
+    offsets:torch.Tensor,   # (B, 2) numbers in [0, 1): where each image's crop (scale > 1) or paste (scale < 1) lies
+)->tuple:                   # (x, y) at the original size; pasted-around pixels are 0 in x and IGNORE_INDEX in y
+    "Rescale a batch (bilinear images, nearest masks) and crop or pad each image back to its size."
+    H, W = x.shape[-2:]; h, w = max(1, round(H * scale)), max(1, round(W * scale))
+    if (h, w) == (H, W): return x, y
+    xs = F.interpolate(x, size=(h, w), mode='bilinear', align_corners=False)
+    ys = F.interpolate(y[:, None].float(), size=(h, w), mode='nearest')[:, 0].long()
+    X, Y = x.new_zeros(x.shape), y.new_full(y.shape, IGNORE_INDEX)
+    for i, (u, v) in enumerate(offsets.tolist()):
+        if h >= H:
+            oy, ox = int(u * (h - H + 1)), int(v * (w - W + 1)); X[i], Y[i] = xs[i, :, oy:oy + H, ox:ox + W], ys[i, oy:oy + H, ox:ox + W]
+        else:
+            oy, ox = int(u * (H - h + 1)), int(v * (W - w + 1)); X[i, :, oy:oy + h, ox:ox + w], Y[i, oy:oy + h, ox:ox + w] = xs[i], ys[i]
+    return X, Y
+
 def seg_loss(model, x, y, amp:bool)->torch.Tensor:
     "Mean cross-entropy over labelled pixels (255 ignored), logits upsampled to the mask size."
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
@@ -165,7 +258,6 @@ def train_segmenter(
     model = create_segmenter(cfg).to(dev)
     amp, cl = _use(cfg.amp, dev), _use(cfg.channels_last, dev)
     if cl: model = model.to(memory_format=torch.channels_last)
-    if cfg.optimizer not in ('sgd', 'adamw'): raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {cfg.optimizer!r}")
     opt = (torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay) if cfg.optimizer == 'sgd'
            else torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay))
     run = RunDir(out, dict(asdict(cfg), world_size=world, dataset=getattr(train_ds, 'mask_dir', None))) if (out is not None and rank == 0) else None
@@ -184,9 +276,13 @@ def train_segmenter(
         flips = torch.rand(cfg.batch_size, generator=step_generator(cfg.seed, step)) < cfg.hflip
         mine = shard(np.arange(cfg.batch_size), rank, world)
         x, y = _batch(train_ds, idx[mine], flips[torch.from_numpy(mine)])
+        if cfg.scale_jitter != (1.0, 1.0):
+            g = step_generator(cfg.seed, step, 2); lo, hi = cfg.scale_jitter
+            s_ = lo + (hi - lo) * float(torch.rand(1, generator=g)); offs = torch.rand(cfg.batch_size, 2, generator=g)
+            x, y = jitter_batch(x, y, s_, offs[torch.from_numpy(mine)])
         x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
         if cl: x = x.contiguous(memory_format=torch.channels_last)
-        for g in opt.param_groups: g['lr'] = cfg.lr * (1 - step / cfg.steps) ** cfg.poly_power
+        for g in opt.param_groups: g['lr'] = seg_lr(cfg, step)
         loss = seg_loss(ddp, x, y, amp)
         opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
         l = loss.detach()
@@ -247,29 +343,6 @@ def evaluate_segmenter(
                 if pred_dir is not None: save_mask(p.numpy().astype(np.uint8), Path(pred_dir)/f"{it['id']}.png")
     return met.compute()
 
-# %% ../nbs/11_segment.ipynb #a1e2bb81
-def toy_acceptance(
-    out:str|Path,           # folder for pseudo masks and the segmentation run
-    n_train:int=1000,       # training images that get pseudo masks
-    n_test:int=1000,        # held-out test images
-    threshold:float=0.45,   # CAM background threshold
-    seg:SegConfig|None=None, # segmentation settings (default: 400 steps, batch 32)
-    seed:int=0,             # ToyWorld seed
-)->dict:                    # {'pseudo_miou_train', 'pseudo_miou_test', 'seg_miou_test', ...}
-    "Stage-0 CAM pseudo masks on ToyWorld train, a toy DeepLabV3 trained on them, both scored on the test split."
-    from semples.cam import load_toy_cam, predict_cams, toy_splits
-    from semples.pseudo import save_pseudo_masks, evaluate_cams
-    out = Path(out); sp = toy_splits(n_train=n_train, n_tune=8, n_test=n_test, seed=seed)
-    cam = load_toy_cam()
-    cams_tr = predict_cams(cam, sp['train'], progress=False)
-    save_pseudo_masks(cams_tr, sp['train'], out/'pseudo', threshold, progress=False)
-    ps_tr = evaluate_cams(cams_tr, sp['train'], threshold=threshold)['miou']
-    ps_te = evaluate_cams(predict_cams(cam, sp['test'], progress=False), sp['test'], threshold=threshold)['miou']
-    seg = seg or SegConfig(steps=400, batch_size=32, lr=0.05, ckpt_every=100, seed=seed)
-    _, recs = train_segmenter(seg, PseudoMaskDataset(sp['train'], out/'pseudo'), out/'segment', val_ds=sp['test'])
-    return dict(pseudo_miou_train=ps_tr, pseudo_miou_test=ps_te, seg_miou_test=recs[-1]['miou'], threshold=threshold,
-                pseudo_source='stage-0 CAM (semples.cam.load_toy_cam)', seed=seed, steps=seg.steps)
-
 # %% ../nbs/11_segment.ipynb #fc51fabb
 RESULT_FIELDS = ('dataset', 'split', 'stage', 'postproc', 'threshold', 'seed', 'metric', 'ours', 'paper', 'paper_source', 'note')
 
@@ -287,6 +360,193 @@ def results_markdown(
                                         r['metric'], pct(r['ours']), pct(r['paper']), r['paper_source'] or '-', r['note']]) + ' |')
     return '\n'.join(lines)
 
+def toy_result_rows(
+    acc:dict,               # `toy_acceptance` result
+    command:str,            # the command that produced it (recorded in the note)
+    when:str='',            # date/time of the measurement
+    selection:str='settings fixed a priori (toy_seg_config)', # how the segmenter's settings were chosen
+)->list:                    # three rows with RESULT_FIELDS keys
+    "The ToyWorld rows of results.csv: pseudo masks (train), SemPLeS CAMs (test), segmenter (test)."
+    m, t, sg = acc['machine'], acc['timings_s'], acc['seg']
+    mach = (f"{m['cpu_count']} shared CPU cores, load {m['load_avg_15min']:.1f} (15 min), torch threads {m['torch_threads']}"
+            if m.get('load_avg_15min') is not None else f"{m['cpu_count']} CPU cores")
+    base = dict(dataset='toyworld', postproc='none', threshold=f"{acc['threshold']:.2f}", seed=str(acc['seed']), metric='mIoU', paper='', paper_source='')
+    arch = f"{sg['backbone']} DeepLabV3+ (stride {sg['output_stride']})" if sg['arch'] == 'timm' else sg['arch']
+    res = f" (resumed at step {acc['resumed_from_step']})" if acc.get('resumed_from_step') else ''
+    aug = '' if tuple(sg['scale_jitter']) == (1.0, 1.0) else f" + scale jitter {tuple(sg['scale_jitter'])}"
+    src = dict(semples='SemPLeS (stage c)', matching='matching (stage a)', manual_prompts='manual prompts', cam='stage-0 CAM')[acc.get('row', 'semples')]
+    return [
+        dict(base, split=f"train ({acc['n_fit'] + acc['n_val']} img, seed {acc['seed']})", stage=f'{src} pseudo masks', ours=f"{acc['pseudo_miou_train']:.4f}",
+             note=f"network of {acc['source']}; threshold chosen on the tune split; labels of the images used; {acc['n_fit']} of these images train the segmenter ({100 * acc['pseudo_miou_fit']:.1f} on them)"),
+        dict(base, split=f"test ({acc['n_test']} img, seed {acc['seed']})", stage=f'{src} CAM masks', ours=f"{acc['cam_miou_test']:.4f}",
+             note='same network on the held-out test images, CAMs use the image labels'),
+        dict(base, split=f"test ({acc['n_test']} img, seed {acc['seed']})", stage=f'segmentation ({arch} on {src} pseudo masks)', postproc='single-scale, no CRF',
+             ours=f"{acc['seg_miou_test']:.4f}",
+             note=(f"no image labels at test; {sg['steps']} steps x {sg['batch_size']}, {sg['optimizer']} lr {sg['lr']} {sg['schedule']}, flips{aug}; "
+                   f"{selection}; agreement with the pseudo masks of {acc['n_val']} held-back train images {100 * acc['seg_miou_val_vs_pseudo']:.1f}; "
+                   f"train {t['train'] / 60:.1f} min{res}, total {t['total'] / 60:.1f} min, {mach}; {when}; `{command}`")),
+    ]
+
+def update_results(
+    csv_path:str|Path,      # results.csv with RESULT_FIELDS columns
+    rows:list,              # new rows (dicts with RESULT_FIELDS keys)
+    drop=None,              # predicate row -> bool: also remove these old rows
+)->list:                    # all rows as written
+    "Replace the rows with the same (dataset, split, stage) as `rows` (and those `drop` selects); keep every other row and its order."
+    p = Path(csv_path)
+    old = list(csv.DictReader(io.StringIO(p.read_text(encoding='utf-8')))) if p.is_file() else []
+    bad = [r for r in rows if set(RESULT_FIELDS) - set(r)]
+    if bad: raise ValueError(f"rows lack fields {sorted(set(RESULT_FIELDS) - set(bad[0]))}")
+    key = lambda r: (r['dataset'], r['split'], r['stage'])
+    new = {key(r): r for r in rows}; out, done = [], set()
+    for r in old:
+        if key(r) in new:
+            if key(r) not in done: out.append(new[key(r)]); done.add(key(r))
+        elif not (drop and drop(r)): out.append(r)
+    first_other = next((i for i, r in enumerate(out) if r['dataset'] != rows[0]['dataset']), len(out)) if rows else len(out)
+    rest = [r for r in rows if key(r) not in done]
+    out = out[:first_other] + rest + out[first_other:]
+    buf = io.StringIO(); w = csv.DictWriter(buf, fieldnames=RESULT_FIELDS); w.writeheader()   # csv's own '\r\n' line ends, as the file has
+    for r in out: w.writerow({k: r.get(k, '') for k in RESULT_FIELDS})
+    with atomic_write(p, 'wb') as f: f.write(buf.getvalue().encode('utf-8'))
+    return out
+
+# %% ../nbs/11_segment.ipynb #a1e2bb81
+CLASS_COLORS = ('tab:green', 'tab:orange', 'tab:blue')
+
+def plot_acceptance(
+    acc:dict,               # `toy_acceptance` result (or its acceptance.json)
+    ax=None,
+):
+    "Per-class IoU and mIoU: pseudo masks on the training images, SemPLeS CAMs on test (with labels), the segmenter on test (without)."
+    import matplotlib.pyplot as plt
+    ax = ax if ax is not None else plt.subplots(figsize=(9, 3.2))[1]
+    rows = [('pseudo masks, train images', acc['pseudo_per_class_train'], acc['pseudo_miou_train']),
+            ('SemPLeS CAM masks, test (uses image labels)', acc['cam_per_class_test'], acc['cam_miou_test']),
+            ('segmenter, test (no labels)', acc['seg_per_class_test'], acc['seg_miou_test'])]
+    names = list(rows[0][1]) + ['mIoU']; x = np.arange(len(names))
+    for j, ((lab, pc, mi), col) in enumerate(zip(rows, CLASS_COLORS)):
+        v = [pc[n] for n in names[:-1]] + [mi]
+        ax.bar(x + (j - 1) * 0.27, v, 0.27, color=col, label=f'{lab}: {100 * mi:.1f}')
+    ax.set_xticks(x, names, fontsize=8); ax.set_ylabel('IoU'); ax.set_ylim(0, 1.22); ax.set_yticks(np.linspace(0, 1, 6)); ax.grid(axis='y', alpha=0.3)
+    ax.axvline(len(names) - 1.5, color='k', lw=0.5); ax.legend(fontsize=7, loc='upper center', ncol=3, frameon=False)
+    return ax
+
+def show_segmenter_examples(
+    model:nn.Module,        # the trained segmenter
+    cam_net,                # the stage-(c) mask generator (its masks use the image labels)
+    dataset,                # test images with ground truth
+    threshold:float,        # the CAM background threshold
+    ids:list,               # image ids to show
+    size:float=1.6,         # inches per panel
+):
+    "Rows of image / ground truth / SemPLeS pseudo mask / segmenter prediction."
+    import matplotlib.pyplot as plt
+    from semples.core import show_overlay
+    from semples.cam import infer_cams
+    from semples.pseudo import cams_to_mask
+    items = [dataset[i] for i in ids]
+    x = torch.stack([it['image'] for it in items]); y = torch.stack([it['labels'] for it in items])
+    pm = cams_to_mask(infer_cams(cam_net.cpu(), x, y), y, threshold, normalize=False)
+    pred = predict_probs(model.cpu(), x).argmax(1)
+    fig, axs = plt.subplots(len(ids), 4, figsize=(4 * size, size * len(ids)), squeeze=False)
+    for row, it, p_, q in zip(axs, items, pm, pred):
+        for a, m, t in zip(row, (None, it['mask'], p_, q), ('image', 'ground truth', 'SemPLeS pseudo mask', 'segmenter')):
+            show_overlay(it['image'], None if m is None else m.numpy(), ax=a, title=t); a.title.set_fontsize(7)
+    fig.tight_layout()
+    return fig
+
+class _View:
+    "Some ids of a dataset, looking like a dataset (ids, split, classes, items)."
+    def __init__(self, ds, ids, split=None): self.ds, self.ids, self.split, self.classes = ds, list(ids), split or ds.split, ds.classes
+    def __len__(self): return len(self.ids)
+    def __getitem__(self, i): return self.ds[self.ids[i]]
+    def __getattr__(self, k):  # read_mask, labels_of, has_masks, backgrounds...: those of the whole dataset
+        if k == 'ds': raise AttributeError(k)
+        return getattr(self.ds, k)
+
+def _machine()->dict:
+    la = os.getloadavg() if hasattr(os, 'getloadavg') else (None, None, None)
+    return dict(cpu_count=os.cpu_count(), torch_threads=torch.get_num_threads(), load_avg_1min=la[0], load_avg_15min=la[2],
+                omp_num_threads=os.environ.get('OMP_NUM_THREADS'), torch=torch.__version__)
+
+def score_masks(
+    dataset,                # images with ground-truth masks (`read_mask`, `ids`, `classes`)
+    mask_dir:str|Path,      # folder of `<id>.png` predicted or pseudo masks
+    ids=None,               # the ids to score (default: all of `dataset`)
+)->dict:                    # SegmentationMetric.compute() of the PNGs against the ground truth
+    "mIoU of a folder of mask PNGs against the ground truth (no network needed)."
+    names = ('background',) + tuple(dataset.classes); met = SegmentationMetric(len(names), names)
+    for i in (dataset.ids if ids is None else ids): met.update(torch.from_numpy(load_mask(Path(mask_dir)/f'{i}.png').astype(np.int64)), torch.as_tensor(np.asarray(dataset.read_mask(i))).long())
+    return met.compute()
+
+def toy_acceptance(
+    out:str|Path,               # folder: pseudo/ (train pseudo masks), <run_name>/ (the run), <run_name>.json
+    source:str|Path|None=None,  # a finished `semples.demo.run_pipeline` folder (runs/stage_c/checkpoint.pt + metrics.json); None: run the pipeline into out/pipeline
+    pipeline=None,              # `semples.demo.PipelineConfig` when source is None (default: SemPLeS row only, world seed 0)
+    seg:SegConfig|None=None,    # segmentation settings (default `toy_seg_config()`)
+    row:str='semples',          # which pipeline network makes the pseudo masks: 'semples' (stage c), 'matching' (stage a), 'manual_prompts', 'cam' (stage 0, fresh)
+    n_val:int=400,              # training images held back: the segmenter is scored on their *pseudo* masks (to choose settings)
+    device:str='cpu',           # where CAMs are computed and the segmenter is scored
+    figures:bool=True,          # write out/<run_name>.png (bars) and out/<run_name>_examples.png (test images)
+    run_name:str='segment',     # the segmentation run folder out/<run_name> (several settings can share one out/pseudo)
+)->dict:                        # pseudo-mask, CAM and segmenter mIoUs, settings, timings (also out/<run_name>.json)
+    "SemPLeS (stage c) pseudo masks of the ToyWorld train images -> segmenter -> mIoU on the held-out test split."
+    from semples.cam import load_cam_net, predict_cams, toy_splits
+    from semples.pseudo import save_pseudo_masks, evaluate_cams
+    from semples.core import project_root
+    out = Path(out); out.mkdir(parents=True, exist_ok=True); t0 = time.time()
+    if source is None:
+        from semples.demo import run_pipeline, PipelineConfig
+        source = out/'pipeline'
+        if not (source/'metrics.json').is_file() or not load_json(source/'metrics.json').get('complete'):
+            run_pipeline(source, pipeline or PipelineConfig(rows=('semples',), pseudo_masks=False, figure_ids=0), progress=False)
+    folders = dict(semples='stage_c', matching='stage_a', manual_prompts='manual', cam='stage0')
+    if row not in folders: raise ValueError(f"row must be one of {sorted(folders)}, got {row!r}")
+    source = Path(source); mj, ck = source/'metrics.json', source/'runs'/folders[row]/'checkpoint.pt'
+    for f in (mj, ck):
+        if not f.is_file(): raise FileNotFoundError(f"{f} is missing: `source` must be a finished run_pipeline folder with the {row!r} row (or pass source=None)")
+    m = load_json(mj); pc = m['config']
+    if row not in m.get('threshold', {}): raise ValueError(f"{mj} has no {row!r} threshold: run the pipeline with the {row!r} row")
+    thr = float(m['threshold'][row])
+    sp = toy_splits(pc['n_train'], pc['n_tune'], pc['n_test'], seed=pc['seed'], size=pc['size'])
+    seg = seg or toy_seg_config(seed=pc['seed'])
+    if not 0 <= n_val < len(sp['train']): raise ValueError(f"n_val must lie in [0, {len(sp['train'])}), got {n_val}")
+    net = load_cam_net(ck, device=device); pdir = out/'pseudo'
+    meta = dict(source=str(ck.resolve()), threshold_selected_on='tune (run_pipeline)', row=row)
+    pj = pdir/'pseudo_config.json'
+    same = pj.is_file() and {k: load_json(pj).get(k) for k in ('threshold', 'source', 'split', 'n_images')} == dict(threshold=thr, source=meta['source'], split='train', n_images=len(sp['train']))
+    if not (same and all((pdir/f'{i}.png').is_file() for i in sp['train'].ids)):  # else: reuse the pseudo masks of an earlier call
+        save_pseudo_masks(predict_cams(net, sp['train'], device=device, progress=False), sp['train'], pdir, thr, overwrite=True, progress=False, meta=meta)
+    fit_ids, val_ids = sp['train'].ids[:len(sp['train']) - n_val], sp['train'].ids[len(sp['train']) - n_val:]
+    ps, ps_fit = score_masks(sp['train'], pdir), score_masks(sp['train'], pdir, fit_ids)['miou']
+    cam_te = evaluate_cams(predict_cams(net, sp['test'], device=device, progress=False), sp['test'], threshold=thr, progress=False)
+    t_pseudo = time.time() - t0
+    t1 = time.time(); ckp = out/run_name/'checkpoint.pt'
+    resumed = int(torch.load(ckp, map_location='cpu', weights_only=False)['step']) if ckp.is_file() else 0
+    model, recs = train_segmenter(seg, PseudoMaskDataset(_View(sp['train'], fit_ids, 'fit'), pdir), out/run_name)
+    t_train = time.time() - t1
+    model.eval(); save_torch(model.state_dict(), out/run_name/'model.pt')
+    val = evaluate_segmenter(model, PseudoMaskDataset(_View(sp['train'], val_ids, 'val'), pdir), device=device) if n_val else None
+    te = evaluate_segmenter(model, sp['test'], seg.eval_scales, seg.eval_flip, device=device)
+    try: shown = str(source.resolve().relative_to(project_root().resolve()))
+    except ValueError: shown = str(source)
+    r = dict(seed=pc['seed'], row=row, threshold=thr, source=shown, n_fit=len(fit_ids), n_val=n_val, n_test=len(sp['test']),
+             pseudo_miou_train=ps['miou'], pseudo_miou_fit=ps_fit, pseudo_per_class_train=ps['per_class'],
+             cam_miou_test=cam_te['miou'], cam_per_class_test=cam_te['per_class'],
+             seg_miou_val_vs_pseudo=None if val is None else val['miou'], seg_miou_test=te['miou'], seg_per_class_test=te['per_class'],
+             gap_to_pseudo_train=ps['miou'] - te['miou'], final_loss=([x['loss'] for x in recs if 'loss' in x] or [None])[-1], resumed_from_step=resumed,
+             seg=asdict(seg), timings_s=dict(pseudo=round(t_pseudo, 1), train=round(t_train, 1), total=round(time.time() - t0, 1)),
+             machine=_machine())
+    if figures:
+        import matplotlib.pyplot as plt
+        from semples.demo import figure_ids
+        ax = plot_acceptance(r); ax.figure.tight_layout(); ax.figure.savefig(out/f'{run_name}.png', dpi=110); plt.close(ax.figure)
+        fig = show_segmenter_examples(model, net, sp['test'], thr, figure_ids(sp['test'], 6)); fig.savefig(out/f'{run_name}_examples.png', dpi=110); plt.close(fig)
+        r['figures'] = [f'{run_name}.png', f'{run_name}_examples.png']
+    save_json(r, out/f'{run_name}.json')
+    return r
+
 # %% ../nbs/11_segment.ipynb #45c2fc4a
 def segment(
     config:str,             # JSON config file (see configs/voc_segment.json)
@@ -302,9 +562,7 @@ def segment(
     known = {f.name for f in dataclasses.fields(SegConfig)}
     bad = set(c.get('segment', {})) - known
     if bad: raise ValueError(f"{config}: unknown segment fields {sorted(bad)}; valid: {sorted(known)}")
-    s = dict(c.get('segment', {}))
-    if 'eval_scales' in s: s['eval_scales'] = tuple(s['eval_scales'])
-    cfg = SegConfig(**s)
+    cfg = SegConfig(**c.get('segment', {}))
     kind, kw = d.get('kind', 'voc'), dict(d.get('dataset_kw', {}), cache_dir=d.get('cache_dir'))
     tf = resize_transform(d['size']) if d.get('size') else None  # same-size batches; deterministic (exact resume)
     tr = PseudoMaskDataset(get_dataset(kind, d['root'], d['train_split'], transform=tf, **kw), d['pseudo_dir'])

@@ -1,4 +1,5 @@
-"""Render README.md from the markdown cells of nbs/index.ipynb (Quarto, which nbdev_readme needs, is not used).
+"""Render README.md from the markdown cells of nbs/index.ipynb (Quarto, which nbdev_readme needs, is not used);
+the marker `<!-- results.csv -->` becomes the results table generated from results/results.csv.
 
     python tests/readme.py          # rewrite README.md
     python tests/readme.py --check  # exit 1 when README.md is out of date
@@ -7,13 +8,18 @@ import json, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+RESULTS_MARK = '<!-- results.csv -->'
 
 def render(nb_path=ROOT / 'nbs' / 'index.ipynb') -> str:
     "README text: the markdown cells of the index notebook, in order; the title's `> subtitle` stays a quote."
     nb = json.loads(Path(nb_path).read_text(encoding='utf-8'))
     cells = [''.join(c['source']).strip() for c in nb['cells'] if c['cell_type'] == 'markdown']
     header = '<!-- generated from nbs/index.ipynb by `python tests/readme.py`; edit the notebook, not this file -->'
-    return header + '\n\n' + '\n\n'.join(cells) + '\n'
+    text = header + '\n\n' + '\n\n'.join(cells) + '\n'
+    if RESULTS_MARK in text:   # the results table, generated from results/results.csv
+        from semples.segment import results_markdown
+        text = text.replace(RESULTS_MARK, results_markdown(ROOT / 'results' / 'results.csv'))
+    return text
 
 if __name__ == '__main__':
     text, readme = render(), ROOT / 'README.md'

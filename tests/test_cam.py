@@ -172,3 +172,63 @@ def test_deit_small_smoke_on_voc_mini(tmp_path):
     c = infer_cams(load_cam_net(tmp_path/'deit'), it['image'][None], it['labels'][None], scales=(1.0, 1.2))
     assert c.shape == (1, 20, *it['image'].shape[1:])
     print(f'DeiT-S smoke: {time.time() - t0:.1f} s')
+
+# ---- data loading, host-device syncs (issue 9) ---------------------------------------------------------------
+
+def _old_loop(ds, lc:LoopConfig):
+    "The loop as it was before the DataLoader: batches built in the main thread, .item() every step."
+    from semples.cam import collate, hflip_batch, step_generator, lr_at
+    seed_everything(lc.seed); net = create_cam_net()
+    opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lc.lr)
+    losses = []
+    for step in range(lc.steps):
+        b = collate([ds[int(i)] for i in batch_indices(len(ds), lc.batch_size, step, lc.seed)])
+        b = hflip_batch(b, step_generator(lc.seed, step))
+        for g in opt.param_groups: g['lr'] = lr_at(lc, step)
+        loss, _ = stage0_loss(net, b)
+        opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); losses.append(loss.item())
+    return net, losses
+
+@pytest.mark.parametrize('workers', [0, 2])
+def test_loader_gives_the_old_loop_bit_for_bit(tiny, workers):
+    lc = LoopConfig(steps=4, batch_size=6, log_every=1, device='cpu')
+    ref, ref_losses = _old_loop(tiny, lc)
+    net, recs = train_stage0(tiny, loop_cfg=LoopConfig(**{**lc.__dict__, 'num_workers': workers}), progress=False)
+    assert [r['loss'] for r in recs] == ref_losses                 # the same float32 values, step by step
+    assert _same_state(net, ref)
+
+def test_resume_with_other_workers(tiny, tmp_path):
+    "num_workers is not part of a run's identity: a run paused with 0 workers resumes with 2 to the same weights."
+    lc = LoopConfig(steps=4, batch_size=4, log_every=2, device='cpu')
+    ref, _ = train_stage0(tiny, loop_cfg=lc, progress=False)
+    train_stage0(tiny, loop_cfg=lc, out=tmp_path/'r', until=2, progress=False)
+    net, recs = train_stage0(tiny, loop_cfg=LoopConfig(**{**lc.__dict__, 'num_workers': 2, 'prefetch_factor': 1}), out=tmp_path/'r', progress=False)
+    assert _same_state(net, ref) and [r['step'] for r in recs] == [2, 4]
+    assert 'num_workers' not in load_json(tmp_path/'r'/'config.json')['loop']
+
+def test_non_finite_loss_is_caught_at_the_log_step(tiny):
+    calls = [0]
+    def loss(m, b):
+        calls[0] += 1
+        l = m(b['image']).logits.mean()
+        return l * float('nan') if calls[0] == 3 else l
+    with pytest.raises(FloatingPointError, match=r'in steps 3\.\.4.*lower cfg.lr'):
+        train_loop(create_cam_net(), loss, tiny, LoopConfig(steps=6, batch_size=2, log_every=2, device='cpu'), progress=False)
+    assert calls[0] == 4                                           # noticed at the end of the window, not at step 3
+
+def test_loss_fn_protocol(tiny):
+    lc = LoopConfig(steps=2, batch_size=2, log_every=1, device='cpu')
+    base = lambda m, b: stage0_loss(m, b)
+    seed_everything(0); a = create_cam_net(); ra = train_loop(a, base, tiny, lc, progress=False)
+    seed_everything(0); b = create_cam_net()
+    rb = train_loop(b, lambda m, bt: (*stage0_loss(m, bt), torch.tensor(17.0)), tiny, lc, progress=False)
+    assert ra == rb and _same_state(a, b)                         # one process: the weight changes nothing
+    assert isinstance(stage0_loss(a, {'image': torch.rand(2, 3, 32, 32), 'labels': torch.ones(2, 6)})[1]['acc'], torch.Tensor)
+    with pytest.raises(ValueError, match='scalar tensor'):
+        train_loop(create_cam_net(), lambda m, bt: m(bt['image']).logits, tiny, lc, progress=False)
+    names = iter([dict(x=1.0), dict(y=1.0)])
+    with pytest.raises(ValueError, match='keep the names fixed'):
+        train_loop(create_cam_net(), lambda m, bt: (m(bt['image']).logits.mean(), next(names)), tiny, lc, progress=False)
+    for bad, msg in ((dict(pin_memory='yes'), "'auto', 'on' or 'off'"), (dict(prefetch_factor=2), 'needs num_workers'),
+                     (dict(num_workers=1.5), 'num_workers must be')):
+        with pytest.raises(ValueError, match=msg): LoopConfig(**bad)

@@ -242,3 +242,30 @@ def test_toyclip_prefers_the_foreground_on_fresh_images():
     assert (out.fg > out.bg).float().mean() >= 0.9
     assert _max_diff(toy, 'boat') <= 1e-5 and _max_diff(toy, 'cow on grass') <= 1e-5
     with pytest.raises(ValueError, match='n_ctx <= 26'): PromptEncoder(toy, 6, 30)   # its context is 32 tokens
+
+
+# ---------------------------------------------------------------- speed switches (issue 9)
+def test_cast_bf16_halves_weights_and_keeps_features(tiny_dir, tiny):
+    c = load_clip(f'local-dir:{tiny_dir}', cast='bf16')
+    assert {p.dtype for p in c.model.parameters()} == {torch.bfloat16}
+    x = torch.rand(2, 3, 64, 64, requires_grad=True)
+    f = c.encode_images(x)
+    assert f.dtype == torch.float32
+    assert (f - tiny.encode_images(x.detach())).abs().max() < 0.05
+    f.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert not any(p.grad is not None for p in c.model.parameters())
+    t = c.class_text_features(['boat', 'water'])
+    assert t.dtype == torch.float32 and (t - tiny.class_text_features(['boat', 'water'])).abs().max() < 0.05
+    pe = PromptEncoder(c, 2, n_ctx=4, init='normal', seed=0)   # prompts through bf16 weights: float32 vectors get gradients
+    pe().sum().backward()
+    assert pe.ctx.dtype == torch.float32 and pe.ctx.grad.abs().sum() > 0
+
+
+def test_amp_option_and_bad_values(tiny_dir, tiny):
+    c = load_clip(f'local-dir:{tiny_dir}', amp='bf16')
+    x = torch.rand(2, 3, 64, 64)
+    assert (c.encode_images(x) - tiny.encode_images(x)).abs().max() < 0.05
+    assert 'amp' in repr(c)
+    with pytest.raises(ValueError, match='cast must be'): load_clip(f'local-dir:{tiny_dir}', cast='fp8')
+    with pytest.raises(ValueError, match='amp must be'): load_clip(f'local-dir:{tiny_dir}', amp='fp16')

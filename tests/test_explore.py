@@ -109,10 +109,128 @@ def test_prompt_inspector_from_words(clip):
 
 def test_prompt_similarities_are_cosines(clip):
     feats = torch.randn(4, clip.encode_texts(['x']).shape[1]) * 7
-    words, s = prompt_similarities(clip, feats, ['water', 'boat'])
+    words, s = prompt_similarities(clip, feats, ['water', 'boat'], template='a photo of {}.')
     assert s.shape == (4, 2) and float(s.abs().max()) <= 1 + 1e-5
     t = clip.class_text_features(words, ('a photo of {}.',))
     assert torch.allclose(s, torch.nn.functional.normalize(feats, dim=-1) @ t.T, atol=1e-5)
+    # default: ToyWorld's sentences, 'a photo of a boat.' but 'a photo of water.' (as semples.prompts.toy_vocabulary_features)
+    _, s2 = prompt_similarities(clip, feats, ['water', 'boat'])
+    t2 = torch.cat([clip.class_text_features(['water'], ('a photo of {}.',)), clip.class_text_features(['boat'], ('a photo of a {}.',))])
+    assert torch.allclose(s2, torch.nn.functional.normalize(feats, dim=-1) @ t2.T, atol=1e-5)
+    with pytest.raises(ValueError, match='templates'): prompt_similarities(clip, feats, ['water', 'boat'], template=['a {}.'])
     with pytest.raises(ValueError, match='dim'): prompt_similarities(clip, torch.randn(2, 5))
     with pytest.raises(ValueError, match='empty'): prompt_similarities(clip, feats, [])
     with pytest.raises(ValueError, match='one name per prompt'): prompt_inspector(clip, feats, ['a'], plot=False)
+
+
+# --- the SemPLeS stages: a tiny pipeline run, loaded back ---------------------------------------------------------
+
+@pytest.fixture(scope='module')
+def pipeline_run(tmp_path_factory):
+    from semples.demo import quick_config, run_pipeline
+    out = tmp_path_factory.mktemp('pipeline')
+    cfg = quick_config(rows=('cam', 'matching', 'semples'), clip_eval_n=0, figure_ids=0, pseudo_masks=False, n_tune=8, n_test=8)
+    m = run_pipeline(out, cfg, progress=False)
+    return out, m
+
+
+def test_load_pipeline_run_loads_every_stage(pipeline_run):
+    from semples.cam import predict_cams
+    from semples.explore import load_pipeline_run
+    from semples.prompts import prompt_features
+    out, m = pipeline_run
+    run = load_pipeline_run(out)
+    assert list(run.nets) == ['cam', 'matching', 'semples']
+    assert run.thresholds == {k: m['threshold'][k] for k in run.nets}
+    assert run.config.n_test == 8 and run.prompts is not None
+    test = run.split('test')
+    assert len(test) == 8 and run.split('test', 3).ids == test.ids[:3]
+    # the loaded networks are the trained ones: each equals its stage's checkpoint, and the stages differ
+    sd = {k: run.nets[k].state_dict() for k in run.nets}
+    for k, folder in (('cam', 'stage0'), ('matching', 'stage_a'), ('semples', 'stage_c')):
+        ck = torch.load(out/'runs'/folder/'checkpoint.pt', map_location='cpu', weights_only=True)['model']
+        assert all(torch.equal(sd[k][n], ck[n]) for n in ck), k
+    assert any(not torch.equal(sd['cam'][n], sd['semples'][n]) for n in sd['cam'])
+    c = predict_cams(run.nets['semples'], run.split('test', 2), progress=False)
+    assert next(iter(c.values())).shape[0] == len(test.classes)
+    ck = torch.load(out/'runs'/'stage_b'/'checkpoint.pt', map_location='cpu', weights_only=True)
+    assert torch.equal(run.prompts.ctx.detach(), ck['model']['ctx'])
+    assert prompt_features(run.prompts).shape[0] == len(test.classes)
+    nc = load_pipeline_run(out, clip=False)
+    assert nc.clip is None and nc.prompts is None and list(nc.nets) == list(run.nets)
+
+
+def test_load_pipeline_run_errors_and_stored_stage0(pipeline_run, tmp_path):
+    import json, shutil
+    from semples.cam import load_toy_cam
+    from semples.explore import load_pipeline_run
+    out, _ = pipeline_run
+    with pytest.raises(FileNotFoundError, match='semples demo'): load_pipeline_run(tmp_path/'nothing')
+    d = tmp_path/'copy'; shutil.copytree(out, d)
+    m = json.loads((d/'metrics.json').read_text())
+    (d/'metrics.json').write_text(json.dumps({**m, 'complete': False}))
+    with pytest.raises(ValueError, match='unfinished'): load_pipeline_run(d, clip=False)
+    # an older demo folder: scores but no run folders
+    shutil.rmtree(d/'runs'/'stage_a'); (d/'metrics.json').write_text(json.dumps(m))
+    with pytest.raises(FileNotFoundError, match="row 'matching'"): load_pipeline_run(d, clip=False)
+    # stage 0 taken from the stored network: no runs/stage0 folder is needed
+    shutil.copytree(out/'runs'/'stage_a', d/'runs'/'stage_a'); shutil.rmtree(d/'runs'/'stage0')
+    m['config']['stage0'] = 'stored'; (d/'metrics.json').write_text(json.dumps(m))
+    run = load_pipeline_run(d, clip=False)
+    ref = load_toy_cam()
+    assert all(torch.equal(a, b) for a, b in zip(run.nets['cam'].state_dict().values(), ref.state_dict().values()))
+
+
+def test_stage_browser_shows_each_stage_at_its_threshold(pipeline_run):
+    from semples.explore import load_pipeline_run, stage_browser, stage_cams, stage_masks
+    out, _ = pipeline_run
+    run = load_pipeline_run(out, clip=False)
+    ds = run.split('test', 5)
+    w = stage_browser(run, ds)
+    assert set(w.cams) == set(run.nets) and len(w.result) == 1 + len(run.nets)
+    assert w.result[0]['title'] == 'ground truth' and 'stage c' in w.result[-1]['title']
+    for i in (4, 1):
+        w.children[0].value = i
+        k = ds.ids[i]
+        assert w.result[0]['classes'] == sorted(set(np.unique(ds.read_mask(k)).tolist()) - {0, 255})
+        for p, stage in zip(w.result[1:], run.nets):
+            want = cams_to_mask(w.cams[stage][k], ds.labels_of(k), run.thresholds[stage])
+            assert p['classes'] == sorted(set(want.unique().tolist()) - {0})
+            assert p['fg_fraction'] == pytest.approx(float((want > 0).float().mean()))
+    # another threshold for one stage changes that stage's masks only
+    m2 = stage_masks(run, ds, w.cams, thresholds={'cam': 0.05})
+    lo = [t for t in m2 if t.startswith('CAM')][0]
+    assert lo.endswith('t=0.05') and sum(int((torch.as_tensor(x) > 0).sum()) for x in m2[lo]) >= \
+        sum(int((torch.as_tensor(x) > 0).sum()) for x in w.masks[[t for t in w.masks if t.startswith('CAM')][0]])
+    with pytest.raises(ValueError, match='has no stage'): stage_cams(run, ds, ['manual_prompts'])
+
+
+def test_stage_threshold_explorer_recomputes_per_stage(toy):
+    from semples.explore import stage_threshold_explorer
+    ds, cams = toy
+    sharp = {k: c ** 3 for k, c in cams.items()}                 # a second "stage": sharper CAMs, other best threshold
+    w = stage_threshold_explorer({'cam': cams, 'semples': sharp}, ds, thresholds=(0.2, 0.4, 0.6), marks={'cam': 0.41, 'semples': 0.2}, plot=False)
+    assert w.result['stage'] == 'semples' and w.result['threshold'] == 0.2      # starts at the stage's mark
+    w.children[1].value = 0.6
+    assert w.result['miou'] == pytest.approx(ThresholdStudy(sharp, ds).miou_at(0.6))
+    w.children[0].value = 'cam'
+    assert w.result['miou'] == pytest.approx(ThresholdStudy(cams, ds).miou_at(0.6))
+    assert w.result['miou'] != pytest.approx(w.curves['semples'][2][1])
+    assert w.result['best'] == max(w.curves['cam'], key=lambda p: p[1])
+    k = ds.ids[2]; w.children[2].value = k
+    pred = cams_to_mask(cams[k], ds.labels_of(k), 0.6, size=(32, 32))
+    assert w.result['image_miou'] == pytest.approx(float(image_miou(pred, torch.as_tensor(ds.read_mask(k)).long(), 7)))
+    with pytest.raises(ValueError, match='stage:'): stage_threshold_explorer(cams, ds)
+    with pytest.raises(ValueError, match='not among'): stage_threshold_explorer({'cam': cams}, ds, stage='x')
+
+
+def test_prompt_inspector_on_learned_prompts_matches_the_run(pipeline_run):
+    from semples.explore import load_pipeline_run
+    from semples.toyworld import TOY_CLASSES
+    out, m = pipeline_run
+    run = load_pipeline_run(out)
+    w = prompt_inspector(run.clip, run.prompts, TOY_CLASSES, plot=False)
+    assert {c: [x for x, _ in n] for c, n in zip(TOY_CLASSES, w.nearest)} == m['prompt_words']
+    w.children[0].value = 'cow'
+    assert [x for x, _ in w.result['nearest']] == m['prompt_words']['cow']
+    assert w.result['nearest'][0][1] == pytest.approx(max(w.result['sims'].values()), abs=1e-4)

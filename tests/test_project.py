@@ -35,6 +35,16 @@ def test_cli_unknown_command_exits_2():
 def test_readme_generated_from_index():
     assert (ROOT / 'README.md').read_text() == readme.render(), 'run: python tests/readme.py'
 
+def test_readme_results_table_is_the_csv():
+    "The README's results table is generated from results/results.csv: every row of the file is in it."
+    import csv
+    from semples.segment import results_markdown
+    text = (ROOT / 'README.md').read_text()
+    table = results_markdown(ROOT / 'results' / 'results.csv')
+    assert table in text and readme.RESULTS_MARK not in text
+    rows = list(csv.DictReader((ROOT / 'results' / 'results.csv').open(encoding='utf-8')))
+    assert len(rows) == table.count('\n') - 1   # header + separator + one line per row
+
 def _block_after(text, heading):
     "The first ```bash block after a '## heading'."
     part = text.split(f'## {heading}', 1)[1]

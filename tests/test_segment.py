@@ -1,8 +1,9 @@
-"Edge cases of semples.segment: torchrun (gloo, 2 CPU processes) gives the same losses as one process."
-import json, os, subprocess, sys, textwrap
+"Edge cases of semples.segment: the ToyWorld segmenter at tiny size (shapes, gradients, overfitting, exact resume), the ToyWorld protocol end to end, torchrun equivalence."
+import json, os, re, subprocess, sys, textwrap
 from pathlib import Path
 import numpy as np, pytest, torch
-from semples.segment import SegConfig, PseudoMaskDataset, train_segmenter, results_markdown, RESULT_FIELDS, shard
+from semples.segment import (SegConfig, PseudoMaskDataset, train_segmenter, results_markdown, RESULT_FIELDS, shard, toy_seg_config,
+                             create_segmenter, seg_loss, toy_acceptance, update_results, toy_result_rows)
 
 SCRIPT = textwrap.dedent('''
     import json, sys, numpy as np, torch
@@ -80,3 +81,83 @@ def test_segment_cli_with_shipped_toy_config(tmp_path):
     assert any('miou' in r for r in recs)
     cfg['segment']['colour'] = 1; (tmp_path/'d.json').write_text(json.dumps(cfg))
     with pytest.raises(ValueError, match='unknown segment fields'): main(['segment', str(tmp_path/'d.json'), str(tmp_path/'run2')])
+
+
+TINY = dict(head_width=16, skip_width=8, steps=6, batch_size=4, warmup=1, ckpt_every=3, log_every=1)
+
+def _pseudo_from_gt(tmp_path, n=8, seed=5):
+    from semples.core import save_mask
+    from semples.data import ToyWorldDataset
+    ds = ToyWorldDataset(n=n, start=0, split='train', seed=seed)
+    for i in ds.ids: save_mask(ds.read_mask(i), tmp_path/'pseudo'/f'{i}.png')
+    return PseudoMaskDataset(ds, tmp_path/'pseudo')
+
+@pytest.mark.parametrize('norm', ['bn', 'gn'])
+def test_toy_segmenter_shapes_and_gradients(norm):
+    torch.manual_seed(0)
+    net = create_segmenter(toy_seg_config(norm=norm, head_width=16, skip_width=8))
+    x, y = torch.rand(3, 3, 64, 64), torch.randint(0, 7, (3, 64, 64))
+    y[0, :8] = 255                                              # ignored pixels are allowed
+    assert net(x)['out'].shape == (3, 7, 16, 16)
+    loss = seg_loss(net, x, y, amp=False); loss.backward()
+    assert torch.isfinite(loss) and loss.item() > 0
+    grads = {n: p.grad for n, p in net.named_parameters()}
+    assert all(g is not None and torch.isfinite(g).all() for g in grads.values())
+    zero = [n for n, g in grads.items() if g.abs().sum() == 0]
+    # timm starts each residual branch at zero (last BatchNorm scale 0): only the layers before it get no gradient yet
+    assert all(re.match(r'backbone\.layer\d\.0\.(conv1|bn1|conv2)\.', n) for n in zero), zero
+    assert all(grads[n].abs().sum() > 0 for n in grads if n.startswith(('aspp', 'skip', 'classifier', 'backbone.conv1')))
+
+def test_toy_segmenter_overfits_tiny_set(tmp_path):
+    torch.set_num_threads(1)
+    ds = _pseudo_from_gt(tmp_path)
+    cfg = toy_seg_config(**{**TINY, 'steps': 30, 'batch_size': 8, 'lr': 1e-2, 'scale_jitter': (1.0, 1.0), 'hflip': 0.0, 'ckpt_every': 0})
+    _, recs = train_segmenter(cfg, ds, None)
+    losses = [r['loss'] for r in recs]
+    print('losses', [round(l, 3) for l in losses[::5]])
+    assert np.mean(losses[-3:]) < 0.5 * losses[0]             # measured: 2.17 -> 0.52
+
+def test_toy_segmenter_resume_is_exact(tmp_path):
+    torch.set_num_threads(1)
+    ds = _pseudo_from_gt(tmp_path)
+    cfg = toy_seg_config(**TINY)                                # flips and scale jitter on
+    a, ra = train_segmenter(cfg, ds, tmp_path/'a')
+    train_segmenter(cfg, ds, tmp_path/'b', until=3)
+    assert torch.load(tmp_path/'b'/'checkpoint.pt', weights_only=False)['step'] == 3
+    b, rb = train_segmenter(cfg, ds, tmp_path/'b')
+    for (k, v), w in zip(a.state_dict().items(), b.state_dict().values()): torch.testing.assert_close(v, w, msg=k)
+    assert [r['loss'] for r in ra][3:] == pytest.approx([r['loss'] for r in rb], rel=1e-5)
+
+def test_seg_config_rejects_bad_values():
+    for kw, msg in [(dict(schedule='step'), 'schedule'), (dict(optimizer='adam'), 'optimizer'), (dict(scale_jitter=(0, 1)), 'scale_jitter'),
+                    (dict(warmup=-1), 'warmup')]:
+        with pytest.raises(ValueError, match=msg): toy_seg_config(**kw)
+
+def test_toy_acceptance_tiny_from_scratch(tmp_path):
+    "The whole ToyWorld protocol at tiny size: SemPLeS pipeline -> train pseudo masks -> segmenter -> held-out test; the pseudo masks are reused."
+    from semples.demo import quick_config
+    torch.set_num_threads(1)
+    pipe = quick_config(seed=2, rows=('semples',), clip_eval_n=0, pseudo_masks=False, figure_ids=0)
+    r = toy_acceptance(tmp_path, source=None, pipeline=pipe, seg=toy_seg_config(**TINY), n_val=8, figures=False)
+    assert (tmp_path/'pipeline'/'runs'/'stage_c'/'checkpoint.pt').is_file()
+    assert len(list((tmp_path/'pseudo').glob('*.png'))) == pipe.n_train
+    assert (r['n_fit'], r['n_val'], r['n_test']) == (pipe.n_train - 8, 8, pipe.n_test)
+    for k in ('pseudo_miou_train', 'pseudo_miou_fit', 'cam_miou_test', 'seg_miou_val_vs_pseudo', 'seg_miou_test'): assert 0 <= r[k] <= 1, k
+    assert json.loads((tmp_path/'segment.json').read_text())['seg_miou_test'] == pytest.approx(r['seg_miou_test'])
+    stamp = (tmp_path/'pseudo'/'pseudo_config.json').stat().st_mtime_ns
+    r2 = toy_acceptance(tmp_path, source=tmp_path/'pipeline', seg=toy_seg_config(**{**TINY, 'steps': 2}), n_val=8, figures=False, run_name='other')
+    assert (tmp_path/'pseudo'/'pseudo_config.json').stat().st_mtime_ns == stamp      # same source and threshold: masks reused
+    assert r2['pseudo_miou_train'] == pytest.approx(r['pseudo_miou_train']) and (tmp_path/'other'/'model.pt').is_file()
+    with pytest.raises(FileNotFoundError, match='run_pipeline folder'): toy_acceptance(tmp_path/'x', source=tmp_path/'nothing')
+    with pytest.raises(ValueError, match='row must be'): toy_acceptance(tmp_path/'x', source=tmp_path/'pipeline', row='stage_z')
+
+def test_results_rows_keep_other_datasets(tmp_path):
+    p = tmp_path/'r.csv'; p.write_text((Path(__file__).parents[1]/'results'/'results.csv').read_text())
+    before = [l for l in p.read_text().splitlines() if not l.startswith('toyworld')]
+    acc = dict(seed=0, row='semples', threshold=0.65, source='runs/demo', n_fit=3600, n_val=400, n_test=1000, pseudo_miou_train=0.7,
+               pseudo_miou_fit=0.7, cam_miou_test=0.7, seg_miou_val_vs_pseudo=0.8, seg_miou_test=0.66, timings_s=dict(train=1, total=2),
+               machine=dict(cpu_count=2, torch_threads=1, load_avg_15min=1.0), seg=dict(vars(toy_seg_config())))
+    update_results(p, toy_result_rows(acc, 'cmd'), drop=lambda r: r['dataset'] == 'toyworld' and r['stage'].startswith('segmentation'))
+    after = p.read_text().splitlines()
+    assert [l for l in after if not l.startswith('toyworld')] == before
+    assert sum(l.startswith('toyworld') and 'segmentation' in l for l in after) == 1
