@@ -226,8 +226,8 @@ class LoopConfig:
 
 RUNTIME_FIELDS = ('num_workers', 'pin_memory', 'prefetch_factor', 'find_unused')  # change the speed, never the numbers
 
-def run_config(cfg:LoopConfig)->dict:
-    "The loop settings that define a run's result (its config.json): all but `RUNTIME_FIELDS`, so a run may resume with other workers."
+def run_config(cfg)->dict:
+    "The settings of a config dataclass (`LoopConfig`, a stage config) that define a run's result: all but `RUNTIME_FIELDS`, so a run may resume with other workers."
     return {k: v for k, v in asdict(cfg).items() if k not in RUNTIME_FIELDS}
 
 def lr_at(cfg:LoopConfig, step:int)->float:
@@ -408,7 +408,7 @@ CKPT_NAME = 'checkpoint.pt'
 
 def _save_checkpoint(path, model, opt, step, cfg, config, world=1):
     save_torch(dict(model=model.state_dict(), optimizer=opt.state_dict(), step=step, rng=_rng_state(),
-                    loop=asdict(cfg), config=config or {}, world_size=world), path)
+                    loop=run_config(cfg), config=config or {}, world_size=world), path)
 
 def history(run)->list:
     "The logged records of a run folder (or `RunDir`), one per step (the last one written wins), in step order."
@@ -454,7 +454,7 @@ def train_loop(
     "Train `model` on `dataset` with `loss_fn`, as one process or under torchrun (DDP); checkpoints atomically and resumes to the same weights."
     until = cfg.steps if until is None else min(int(until), cfg.steps)
     rank, world, dev = init_distributed(cfg.device)
-    if cfg.batch_size % world: raise ValueError(f"batch_size {cfg.batch_size} is the global batch and must be divisible by the number of processes {world}: use a multiple of {world}")
+    shard_indices(np.arange(cfg.batch_size), rank, world)   # refuses a global batch the processes cannot share evenly
     model.to(dev)
     params = [p for p in model.parameters() if p.requires_grad] if params is None else list(params)
     if not params: raise ValueError("no parameter to train: every parameter is frozen (requires_grad=False); pass params= or unfreeze")

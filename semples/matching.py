@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from .cam import (CamNet, CamNetConfig, LoopConfig, cam_to_mask, create_cam_net, load_cam_net, train_loop,
-                  predict_cams, background_leak, collate, RUNTIME_FIELDS)
+                  predict_cams, background_leak, collate, run_config)
 from .clip import FrozenCLIP, positive_pairs, cosine
 
 # %% auto #0
@@ -154,11 +154,6 @@ def _autocast(device:torch.device, amp:str|None):
     if amp is None: return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
-def _world()->int:
-    "Number of processes of the running torchrun job (1 without one)."
-    import torch.distributed as dist
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-
 class MatchLoss:
     "Stage (a) loss `L_match` as a `train_loop` loss function: `loss_fn(model, batch) -> (loss, metrics)`."
     def __init__(self,
@@ -219,9 +214,7 @@ class MatchLoss:
         pairs, w = self.pairs(batch)
         out, pairs, m, fg, bg = self.views(model, batch, pairs)
         n = w.sum() if w is not None else fg.new_tensor(float(fg.shape[0]))   # real pairs: this process's weight under DDP
-        if fg.shape[0] == 0:
-            if _world() > 1: return out.cams.sum() * 0, {}, n   # an empty shard: no gradient, no weight in the global mean
-            raise ValueError("the batch has no positive (image, class) pair: every image needs at least one label")
+        if fg.shape[0] == 0: raise ValueError("the batch has no positive (image, class) pair: every image needs at least one label")
         t = self.text[pairs[1]]
         s_fg, s_bg = cosine(fg, t), cosine(bg, t)
         loss = sim_max_loss(s_fg, self.cfg.sim_map, w)
@@ -258,8 +251,7 @@ def train_mask_generator(
     "Train a copy of the mask generator with `loss_fn` (CLIP frozen); resumable."
     net = _init_net(init, cfg.train)
     if net.n_classes != len(dataset.classes): raise ValueError(f"the network has {net.n_classes} classes, the dataset {len(dataset.classes)}")
-    match = {k: v for k, v in asdict(cfg).items() if k not in RUNTIME_FIELDS}   # workers may change on resume
-    config = dict(stage=stage, model=asdict(cam_net_config(net)), match=match, classes=list(dataset.classes), **(extra_config or {}))
+    config = dict(stage=stage, model=asdict(cam_net_config(net)), match=run_config(cfg), classes=list(dataset.classes), **(extra_config or {}))
     recs = train_loop(net, loss_fn, dataset, cfg.loop_config(), out=out, resume=resume, until=until, progress=progress, config=config,
                       collate_fn=loss_fn.collate_fn if isinstance(loss_fn, MatchLoss) else collate)
     return net.eval(), recs

@@ -15,14 +15,14 @@ import torch.distributed as dist
 from torchvision.models.segmentation.deeplabv3 import ASPP, DeepLabV3
 from .core import RunDir, atomic_write, get_device, load_json, load_mask, save_json, save_mask, save_torch, seed_everything, IGNORE_INDEX
 from .metrics import SegmentationMetric
-from .cam import batch_indices, step_generator
+from .cam import batch_indices, step_generator, init_distributed, shard_indices
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 # %% auto #0
 __all__ = ['RESULT_FIELDS', 'CLASS_COLORS', 'PseudoMaskDataset', 'SegConfig', 'toy_seg_config', 'ToyBackbone', 'TimmDeepLab',
-           'create_segmenter', 'dist_setup', 'shard', 'seg_lr', 'jitter_batch', 'seg_loss', 'train_segmenter',
-           'predict_probs', 'evaluate_segmenter', 'results_markdown', 'toy_result_rows', 'update_results',
-           'plot_acceptance', 'show_segmenter_examples', 'score_masks', 'toy_acceptance', 'segment']
+           'create_segmenter', 'seg_lr', 'jitter_batch', 'seg_loss', 'train_segmenter', 'predict_probs',
+           'evaluate_segmenter', 'results_markdown', 'toy_result_rows', 'update_results', 'plot_acceptance',
+           'show_segmenter_examples', 'score_masks', 'toy_acceptance', 'segment']
 
 # %% ../nbs/11_segment.ipynb #007adbfb
 class PseudoMaskDataset(torch.utils.data.Dataset):
@@ -184,23 +184,6 @@ def create_segmenter(cfg:SegConfig)->nn.Module:
         if isinstance(mod, nn.Dropout): mod.p = cfg.dropout
     return m
 
-# %% ../nbs/11_segment.ipynb #847aa2e6
-def dist_setup(device:str='auto')->tuple:
-    "(rank, world_size, device); initialises torch.distributed from env vars when WORLD_SIZE > 1."
-    world = int(os.environ.get('WORLD_SIZE', '1'))
-    if world > 1 and not dist.is_initialized():
-        cuda = torch.cuda.is_available() and device != 'cpu'
-        dist.init_process_group('nccl' if cuda else 'gloo')
-    rank = dist.get_rank() if world > 1 else 0
-    if world > 1 and torch.cuda.is_available() and device != 'cpu':
-        lr = int(os.environ.get('LOCAL_RANK', '0')); torch.cuda.set_device(lr); return rank, world, torch.device('cuda', lr)
-    return rank, world, get_device(device)
-
-def shard(idx:np.ndarray, rank:int, world:int)->np.ndarray:
-    "Rank `rank`'s slice of a global batch (strided, so every rank gets batch_size // world items)."
-    if len(idx) % world: raise ValueError(f"batch_size {len(idx)} must be divisible by the number of processes {world}")
-    return idx[rank::world]
-
 # %% ../nbs/11_segment.ipynb #6ab3dd77
 def _batch(ds, idx, flips):
     items = [ds[int(i)] for i in idx]
@@ -253,7 +236,7 @@ def train_segmenter(
     until:int|None=None,    # stop after this step (to test resume); None: cfg.steps
 )->tuple:                   # (model without DDP wrapper, list of logged records)
     "Train a segmentation network on pseudo masks, as one process or under torchrun (DDP)."
-    rank, world, dev = dist_setup(cfg.device)
+    rank, world, dev = init_distributed(cfg.device)
     seed_everything(cfg.seed)
     model = create_segmenter(cfg).to(dev)
     amp, cl = _use(cfg.amp, dev), _use(cfg.channels_last, dev)
@@ -274,7 +257,7 @@ def train_segmenter(
     for step in range(start, stop):
         idx = batch_indices(n, cfg.batch_size, step, cfg.seed)
         flips = torch.rand(cfg.batch_size, generator=step_generator(cfg.seed, step)) < cfg.hflip
-        mine = shard(np.arange(cfg.batch_size), rank, world)
+        mine = shard_indices(np.arange(cfg.batch_size), rank, world)
         x, y = _batch(train_ds, idx[mine], flips[torch.from_numpy(mine)])
         if cfg.scale_jitter != (1.0, 1.0):
             g = step_generator(cfg.seed, step, 2); lo, hi = cfg.scale_jitter

@@ -87,6 +87,7 @@ def test_match_loss_under_ddp(ddp, tmp_path):
     of per-process means; with the pair count returned as weight the loop reproduces the one-process mean."""
     out, res = ddp
     counts = worker.pair_counts()
+    assert counts[0] != counts[1], counts                               # the data must make the shards unequal, or this test shows nothing
     _, recs = worker.match(tmp_path/'one', weighted=False)
     one = [r['loss'] for r in recs]
     d0, d1 = (_max_diff(_state(out/f'match_{w}'), _state(tmp_path/'one')) for w in (0, 1))
@@ -95,4 +96,4 @@ def test_match_loss_under_ddp(ddp, tmp_path):
     print(f'largest weight difference after 2 steps: unweighted {d0:.2e}, weighted {d1:.2e}')
     assert res['match_1'] == pytest.approx(one, rel=1e-6, abs=0)
     assert d1 < 1e-4                                                     # float32 + Adam, see the stage-0 test
-    if counts[0] != counts[1]: assert abs(res['match_0'][0] - one[0]) > 1e-4   # unequal shards: the unweighted mean differs
+    assert abs(res['match_0'][0] - one[0]) > 1e-4                          # unequal shards: the unweighted mean differs

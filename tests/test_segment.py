@@ -2,8 +2,9 @@
 import json, os, re, subprocess, sys, textwrap
 from pathlib import Path
 import numpy as np, pytest, torch
-from semples.segment import (SegConfig, PseudoMaskDataset, train_segmenter, results_markdown, RESULT_FIELDS, shard, toy_seg_config,
+from semples.segment import (SegConfig, PseudoMaskDataset, train_segmenter, results_markdown, RESULT_FIELDS, toy_seg_config,
                              create_segmenter, seg_loss, toy_acceptance, update_results, toy_result_rows)
+from semples.cam import shard_indices
 
 SCRIPT = textwrap.dedent('''
     import json, sys, numpy as np, torch
@@ -43,7 +44,7 @@ def test_missing_pseudo_mask(tmp_path):
 
 def test_shard_covers_batch():
     idx = np.arange(12)
-    assert sorted(np.concatenate([shard(idx, r, 3) for r in range(3)]).tolist()) == idx.tolist()
+    assert sorted(np.concatenate([shard_indices(idx, r, 3) for r in range(3)]).tolist()) == idx.tolist()
 
 def test_results_table_of_repo_csv():
     p = Path(__file__).parents[1]/'results'/'results.csv'
