@@ -12,8 +12,8 @@ from PIL import Image
 
 # %% auto #0
 __all__ = ['VOC_CLASSES', 'IGNORE_INDEX', 'seed_everything', 'get_device', 'atomic_write', 'save_json', 'load_json', 'save_torch',
-           'env_info', 'RunDir', 'voc_palette', 'mask_to_image', 'save_mask', 'load_mask', 'to_image_array', 'overlay',
-           'show_overlay', 'show_grid', 'project_root']
+           'env_info', 'machine_load', 'RunDir', 'voc_palette', 'mask_to_image', 'save_mask', 'load_mask',
+           'to_image_array', 'overlay', 'show_overlay', 'show_grid', 'project_root']
 
 # %% ../nbs/00_core.ipynb #741f04f6
 def seed_everything(
@@ -126,6 +126,13 @@ def env_info()->dict:
         gpus=[torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else [],
         git_sha=_git('rev-parse', 'HEAD', cwd=here), git_dirty=bool(_git('status', '--porcelain', cwd=here)),
         argv=sys.argv)
+
+# %% ../nbs/00_core.ipynb #4ce22cb5
+def machine_load()->dict:
+    "CPU count, torch threads, OMP_NUM_THREADS and load averages of this machine right now (to label wall times)."
+    la = os.getloadavg() if hasattr(os, 'getloadavg') else (None, None, None)
+    return dict(cpu_count=os.cpu_count(), torch_threads=torch.get_num_threads(), omp_num_threads=os.environ.get('OMP_NUM_THREADS'),
+                load_avg_1min=la[0], load_avg_15min=la[2], torch=torch.__version__)
 
 # %% ../nbs/00_core.ipynb #0b515263
 class RunDir:

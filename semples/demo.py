@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from .core import save_json, load_json, seed_everything, project_root
+from .core import save_json, load_json, seed_everything, project_root, machine_load
 from .cam import (LoopConfig, train_stage0, toy_cam_config, toy_splits, load_toy_cam, predict_cams, load_cam_net)
 from .clip import load_clip
 from .matching import MatchConfig, train_matching, score_generator
@@ -87,12 +87,6 @@ def clip_check(clip, n:int=300, seed:int=2024)->dict:
     return m
 
 # %% ../nbs/12_demo.ipynb #3d97dc63
-class _Ids:
-    "A view of some ids of a dataset (enough for `predict_cams`)."
-    def __init__(self, ds, ids): self.ds, self.ids, self.classes, self.split = ds, list(ids), ds.classes, ds.split
-    def __len__(self): return len(self.ids)
-    def __getitem__(self, i): return self.ds[self.ids[i]]
-
 def figure_ids(test, n:int=6)->list:
     "`n` test ids, half with a class on its own co-occurring background, chosen from the data alone."
     own = [i for i in test.ids if any(COOCCURRENCE.get(test.classes[k]) == test.backgrounds[i] for k in np.flatnonzero(test.labels_of(i) > 0.5))]
@@ -109,8 +103,8 @@ def plot_rows(
     "Image, ground truth and each row's pseudo mask, for the same images."
     import matplotlib.pyplot as plt
     from semples.core import show_overlay
-    from semples.pseudo import cams_to_mask
-    sub = _Ids(test, ids)
+    from semples.pseudo import cams_to_mask, SubsetView
+    sub = SubsetView(test, ids)
     masks = {k: {i: cams_to_mask(c, test.labels_of(i), thresholds[k]).numpy() for i, c in predict_cams(n, sub, progress=False).items()}
              for k, n in nets.items()}
     fig, axs = plt.subplots(len(ids), 2 + len(nets), figsize=(size * (2 + len(nets)), size * len(ids)), squeeze=False)
@@ -141,10 +135,6 @@ def plot_scores(
     return axs
 
 # %% ../nbs/12_demo.ipynb #cd9a2631
-def _machine()->dict:
-    la = os.getloadavg() if hasattr(os, 'getloadavg') else (None,)
-    return dict(cpu_count=os.cpu_count(), torch_threads=torch.get_num_threads(), load_avg_1min=la[0], torch=torch.__version__)
-
 def run_pipeline(
     out:str|Path,                  # output folder (metrics.json, figures, runs/ with one run folder per stage)
     cfg:PipelineConfig|None=None,  # what to run (default `PipelineConfig()`)
@@ -160,7 +150,7 @@ def run_pipeline(
     plan = ['data', 'clip'] + ['stage 0'] + (['fg-only'] if 'fg_only' in cfg.rows else []) + (['stage a'] if need_a else []) + \
            (['stage b'] if 'semples' in cfg.rows else []) + (['manual'] if 'manual_prompts' in cfg.rows else []) + \
            (['stage c'] if 'semples' in cfg.rows else []) + ['figures']
-    m = dict(seed=cfg.seed, complete=False, machine=_machine(), timings_s={}, miou={}, threshold={}, background_leak={}, leak_other={},
+    m = dict(seed=cfg.seed, complete=False, machine=machine_load(), timings_s={}, miou={}, threshold={}, background_leak={}, leak_other={},
              leak_share={}, per_class={}, cooccurrence=dict(COOCCURRENCE), config=asdict(cfg))
     bar = tqdm(plan, desc='SemPLeS demo', disable=not progress)
     def step(name, t0):

@@ -375,15 +375,17 @@ def open_dataset(
     "A dataset of the config's data folder; writes a ToyWorld export first when `data.toyworld_export` asks for one and root is missing."
     from semples.data import get_dataset, train_transform, resize_transform
     d = cfg['data']
-    if d.get('toyworld_export') and not Path(d['root']).exists():
-        if rank() == 0:
+    done = Path(d['root'])/'VOC2012'/'image_labels.json'   # written last by export_voc: its presence means complete
+    if d.get('toyworld_export') and not done.is_file():
+        if rank() == 0:                                      # (re)writes an export that is missing or was cut short
             from semples.toyworld import export_voc
             te = dict(d['toyworld_export'])
             export_voc(d['root'], te.pop('n_per_split'), **te)
         else:
             for _ in range(600):
-                if (Path(d['root'])/'VOC2012'/'image_labels.json').is_file(): break
+                if done.is_file(): break
                 time.sleep(1)
+            else: raise TimeoutError(f"waited 600 s for rank 0 to finish the ToyWorld export at {d['root']}: check rank 0's output")
     tf = None
     if mode == 'train':
         tf = (resize_transform(d['crop_size']) if d['crop_scale'] is None else

@@ -17,7 +17,7 @@ from .metrics import SegmentationMetric, image_miou
 # %% auto #0
 __all__ = ['DEFAULT_THRESHOLDS', 'TRAIN_SPLITS', 'CRF_DEFAULTS', 'CRF_INSTALL', 'normalize_cams', 'cams_to_mask',
            'synthetic_cams', 'sweep_thresholds', 'evaluate_cams', 'plot_threshold_curve', 'show_best_worst',
-           'crf_available', 'require_crf', 'crf_refine', 'save_pseudo_masks']
+           'crf_available', 'require_crf', 'crf_refine', 'save_pseudo_masks', 'SubsetView']
 
 # %% ../nbs/06_pseudo.ipynb #747125b0
 DEFAULT_THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))   # 0.05, 0.10, ..., 0.95
@@ -257,16 +257,18 @@ def save_pseudo_masks(
                                   "use another folder or overwrite=True")
     save_json(cfg, old)
     todo = [i for i in dataset.ids if overwrite or not (out/f'{i}.png').is_file()]
-    sub = _Subset(dataset, todo)
+    sub = SubsetView(dataset, todo)
     for it in tqdm(_cam_items(cams, sub, need_image=crf), total=len(todo), desc='pseudo masks', disable=not progress or len(todo) < 50):
         pred = cams_to_mask(it['cams'], it['labels'], threshold, size=it['size']).numpy().astype(np.uint8)
         if crf: pred = crf_refine(it['image'], pred, **(crf_params or {}))
         save_mask(pred, out/f"{it['id']}.png")
     return out
 
-class _Subset:
-    "The same dataset restricted to some ids (keeps readers, labels and split name)."
-    def __init__(self, ds, ids): self.ds, self.ids, self.split, self.classes, self.has_masks = ds, list(ids), ds.split, ds.classes, ds.has_masks
+class SubsetView:
+    "Some ids of a dataset that still look like the dataset: items, `ids`, `classes`, a split name, and every reader of the whole dataset."
+    def __init__(self, ds, ids, split:str|None=None): self.ds, self.ids, self.split, self.classes = ds, list(ids), split or ds.split, ds.classes
     def __len__(self): return len(self.ids)
     def __getitem__(self, i): return self.ds[self.ids[i]]
-    def __getattr__(self, k): return getattr(self.ds, k)
+    def __getattr__(self, k):  # read_mask, labels_of, has_masks, backgrounds...: those of the whole dataset
+        if k == 'ds': raise AttributeError(k)   # while unpickling/copying there is no `ds` yet: no endless recursion
+        return getattr(self.ds, k)

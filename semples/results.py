@@ -78,6 +78,7 @@ def plot_ablation(s:dict, axs=None):
 def ablation_rows(
     s:dict,              # `summarize` output
     note:str='',         # appended to every row's note (machine, date, command)
+    n_test:int=1000,     # test images per seed (the runs' `PipelineConfig.n_test`)
 )->list:                 # rows with `semples.segment.RESULT_FIELDS` keys
     "One results.csv row per ablation row: mean test mIoU over the seeds, std and per-seed values in the note."
     seeds = ','.join(str(x) for x in s['seeds'])
@@ -85,7 +86,7 @@ def ablation_rows(
     for r in ROWS:
         if r not in s['miou']: continue
         d, lk = s['miou'][r], s['background_leak'][r]
-        rows.append(dict(dataset='toyworld', split=f"test (1000 img per seed, seeds {seeds})", stage=f"pseudo masks, {ROW_LABELS[r]}",
+        rows.append(dict(dataset='toyworld', split=f"test ({n_test} img per seed, seeds {seeds})", stage=f"pseudo masks, {ROW_LABELS[r]}",
                          postproc='none', threshold='chosen on the tune split', seed=seeds, metric=f"mIoU (mean of {len(d['values'])} seeds)",
                          ours=f"{d['mean']:.4f}", paper='', paper_source='',
                          note=(f"std {100 * d['std']:.1f} pt; per seed {', '.join(f'{100 * v:.1f}' for v in d['values'])}; "
@@ -115,7 +116,8 @@ def collect_ablation(
         if f.is_file(): shutil.copyfile(f, dest.parent/f'toyworld_masks_seed{s}.png')
     keep = ('seed', 'elapsed_s', 'timings_s', 'machine', 'clip', 'miou', 'threshold', 'background_leak', 'leak_other', 'leak_share',
             'per_class', 'prompt_words', 'prompt_word_cosines', 'prompt_hits', 'cooccurrence', 'manual_words', 'config')
-    out = dict(summary=summarize(runs), claims=check_claims(summarize(runs)), runs=[{k: m.get(k) for k in keep} for m in runs])
+    s = summarize(runs)
+    out = dict(summary=s, claims=check_claims(s), runs=[{k: m.get(k) for k in keep} for m in runs])
     save_json(out, dest)
     return out
 
@@ -155,7 +157,9 @@ def sensitivity_grid(
     if not mp.is_file(): raise FileNotFoundError(f"no pipeline run at {run} (metrics.json missing): run `semples demo --out {run}` first")
     m = load_json(mp)
     for k in ('stage0', 'stage_a'):
-        if not (run/'runs'/k/'checkpoint.pt').is_file(): raise FileNotFoundError(f"{run}/runs/{k}/checkpoint.pt is missing: the run needs rows matching and semples")
+        if not (run/'runs'/k/'checkpoint.pt').is_file():
+            raise FileNotFoundError(f"{run}/runs/{k}/checkpoint.pt is missing: the grid needs a run with a freshly trained stage 0 "
+                                    "(stage0='fresh', the default) and stage (a) (rows 'matching' or 'semples')")
     cfg = PipelineConfig(**{k: v for k, v in m['config'].items()}); sc = cfg.stage_configs()
     dest = Path(dest) if dest is not None else run/'sensitivity.json'
     res = load_json(dest) if dest.is_file() else dict(seed=cfg.seed, run=str(run), cells=[])

@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torch.distributed as dist
 from torchvision.models.segmentation.deeplabv3 import ASPP, DeepLabV3
-from .core import RunDir, atomic_write, get_device, load_json, load_mask, save_json, save_mask, save_torch, seed_everything, IGNORE_INDEX
+from .core import machine_load, RunDir, atomic_write, get_device, load_json, load_mask, save_json, save_mask, save_torch, seed_everything, IGNORE_INDEX
 from .metrics import SegmentationMetric
 from .cam import batch_indices, step_generator, init_distributed, shard_indices
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
@@ -439,19 +439,6 @@ def show_segmenter_examples(
     fig.tight_layout()
     return fig
 
-class _View:
-    "Some ids of a dataset, looking like a dataset (ids, split, classes, items)."
-    def __init__(self, ds, ids, split=None): self.ds, self.ids, self.split, self.classes = ds, list(ids), split or ds.split, ds.classes
-    def __len__(self): return len(self.ids)
-    def __getitem__(self, i): return self.ds[self.ids[i]]
-    def __getattr__(self, k):  # read_mask, labels_of, has_masks, backgrounds...: those of the whole dataset
-        if k == 'ds': raise AttributeError(k)
-        return getattr(self.ds, k)
-
-def _machine()->dict:
-    la = os.getloadavg() if hasattr(os, 'getloadavg') else (None, None, None)
-    return dict(cpu_count=os.cpu_count(), torch_threads=torch.get_num_threads(), load_avg_1min=la[0], load_avg_15min=la[2],
-                omp_num_threads=os.environ.get('OMP_NUM_THREADS'), torch=torch.__version__)
 
 def score_masks(
     dataset,                # images with ground-truth masks (`read_mask`, `ids`, `classes`)
@@ -476,7 +463,7 @@ def toy_acceptance(
 )->dict:                        # pseudo-mask, CAM and segmenter mIoUs, settings, timings (also out/<run_name>.json)
     "SemPLeS (stage c) pseudo masks of the ToyWorld train images -> segmenter -> mIoU on the held-out test split."
     from semples.cam import load_cam_net, predict_cams, toy_splits
-    from semples.pseudo import save_pseudo_masks, evaluate_cams
+    from semples.pseudo import save_pseudo_masks, evaluate_cams, SubsetView
     from semples.core import project_root
     out = Path(out); out.mkdir(parents=True, exist_ok=True); t0 = time.time()
     if source is None:
@@ -507,10 +494,10 @@ def toy_acceptance(
     t_pseudo = time.time() - t0
     t1 = time.time(); ckp = out/run_name/'checkpoint.pt'
     resumed = int(torch.load(ckp, map_location='cpu', weights_only=False)['step']) if ckp.is_file() else 0
-    model, recs = train_segmenter(seg, PseudoMaskDataset(_View(sp['train'], fit_ids, 'fit'), pdir), out/run_name)
+    model, recs = train_segmenter(seg, PseudoMaskDataset(SubsetView(sp['train'], fit_ids, 'fit'), pdir), out/run_name)
     t_train = time.time() - t1
     model.eval(); save_torch(model.state_dict(), out/run_name/'model.pt')
-    val = evaluate_segmenter(model, PseudoMaskDataset(_View(sp['train'], val_ids, 'val'), pdir), device=device) if n_val else None
+    val = evaluate_segmenter(model, PseudoMaskDataset(SubsetView(sp['train'], val_ids, 'val'), pdir), device=device) if n_val else None
     te = evaluate_segmenter(model, sp['test'], seg.eval_scales, seg.eval_flip, device=device)
     try: shown = str(source.resolve().relative_to(project_root().resolve()))
     except ValueError: shown = str(source)
@@ -520,7 +507,7 @@ def toy_acceptance(
              seg_miou_val_vs_pseudo=None if val is None else val['miou'], seg_miou_test=te['miou'], seg_per_class_test=te['per_class'],
              gap_to_pseudo_train=ps['miou'] - te['miou'], final_loss=([x['loss'] for x in recs if 'loss' in x] or [None])[-1], resumed_from_step=resumed,
              seg=asdict(seg), timings_s=dict(pseudo=round(t_pseudo, 1), train=round(t_train, 1), total=round(time.time() - t0, 1)),
-             machine=_machine())
+             machine=machine_load())
     if figures:
         import matplotlib.pyplot as plt
         from semples.demo import figure_ids

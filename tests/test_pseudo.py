@@ -9,7 +9,7 @@ from semples.core import load_mask
 from semples.data import VOCSegDataset, ToyWorldDataset
 from semples.metrics import eval_folder
 from semples.pseudo import (cams_to_mask, normalize_cams, synthetic_cams, sweep_thresholds, evaluate_cams, save_pseudo_masks,
-                            crf_refine, crf_available, require_crf, CRF_INSTALL)
+                            crf_refine, crf_available, require_crf, CRF_INSTALL, SubsetView)
 
 ROOT = Path(__file__).resolve().parent.parent
 VOC_MINI = ROOT / 'data' / 'voc_mini'
@@ -136,3 +136,14 @@ def test_crf_refines_toward_edges():
     assert ref.shape == m.shape and ref.dtype == np.uint8 and set(np.unique(ref)) <= set(np.unique(m))
     with pytest.raises(ValueError, match='unknown CRF parameters'):
         crf_refine(img, m, sigma=3)
+
+
+def test_subset_view_keeps_the_dataset_readers():
+    import copy, pickle
+    ds = ToyWorldDataset(n=6, seed=3, size=32)
+    v = SubsetView(ds, ds.ids[2:4], split='two')
+    assert len(v) == 2 and v.split == 'two' and v.classes == ds.classes and v.ids == ds.ids[2:4]
+    assert v[0]['id'] == ds.ids[2] and torch.equal(v[1]['mask'], ds[3]['mask'])
+    assert np.array_equal(v.read_mask(ds.ids[2]), ds.read_mask(ds.ids[2]))     # readers of the whole dataset
+    w = copy.copy(v); assert w.ids == v.ids                                       # no endless __getattr__ recursion
+    assert SubsetView(ds, ds.ids[:1]).split == ds.split
