@@ -15,8 +15,8 @@ from .core import RunDir, load_json, save_json, get_device, seed_everything
 __all__ = ['STAGES', 'STAGE_INPUTS', 'STAGE_HELP', 'DATA_FIELDS', 'CLIP_FIELDS', 'PSEUDO_FIELDS', 'PROMPT_EXTRA_FIELDS',
            'CONFIG_SECTIONS', 'VOC_TRAIN_AUG', 'COCO_TRAIN', 'plot_pipeline', 'preset_config', 'check_config',
            'load_config', 'write_preset_configs', 'rank', 'stage_config', 'stage_state', 'require_stage', 'check_stage',
-           'open_dataset', 'open_clip_model', 'run_cam', 'run_match', 'run_refine', 'readout_words', 'run_prompts',
-           'pseudo_folder', 'run_pseudo', 'cam', 'match', 'prompts', 'refine', 'pseudo', 'run_tree']
+           'check_inputs', 'open_dataset', 'open_clip_model', 'run_cam', 'run_match', 'run_refine', 'readout_words',
+           'run_prompts', 'pseudo_folder', 'run_pseudo', 'cam', 'match', 'prompts', 'refine', 'pseudo', 'run_tree']
 
 # %% ../nbs/14_pipeline.ipynb #fe4f46de
 STAGES = ('cam', 'match', 'prompts', 'refine', 'pseudo')  # in the order they run
@@ -366,6 +366,21 @@ def check_stage(
                              f"two configs: use a new --out folder, or delete {Path(out)/folder} (and the stages after it) to redo it")
     return stage_state(out, folder)['done']
 
+def check_inputs(
+    cfg:dict,         # the resolved config
+    out:str|Path,     # run folder
+    stage:str,        # the stage about to run
+    config='CONFIG',  # the config path, for the messages
+    source:str|None=None, # for `pseudo`: whose network it reads
+):
+    "Every stage `stage` reads, directly or through the stages before it, finished with this config's sections (else a clear error)."
+    todo, seen = ([source or cfg['pseudo']['stage']] if stage == 'pseudo' else list(STAGE_INPUTS[stage])), set()
+    while todo:
+        s = todo.pop(0)
+        if s in seen: continue
+        seen.add(s); require_stage(out, s, config); check_stage(out, s, stage_config(cfg, s, out), config)
+        todo += STAGE_INPUTS[s]   # refine reads prompts, which read match: a changed match section is refused too
+
 # %% ../nbs/14_pipeline.ipynb #b08ee103
 def open_dataset(
     cfg:dict,           # the resolved config
@@ -447,9 +462,7 @@ def _mask_stage(cfg, out, stage, config, progress)->dict:
     from semples.matching import MatchConfig, MatchLoss, train_mask_generator
     from semples.refine import RefineConfig, RefineLoss
     out = Path(out)
-    for s in STAGE_INPUTS[stage]: require_stage(out, s, config)
-    check_stage(out, 'cam', stage_config(cfg, 'cam', out), config)   # the config's cam section must still be what trained OUT/cam
-    if stage == 'refine': check_stage(out, 'prompts', stage_config(cfg, 'prompts', out), config)
+    check_inputs(cfg, out, stage, config)
     pipe = stage_config(cfg, stage, out)
     if check_stage(out, stage, pipe, config): return load_json(out/stage/'summary.json')
     cls, sec = (MatchConfig, cfg['match']) if stage == 'match' else (RefineConfig, cfg['refine'])
@@ -516,8 +529,7 @@ def run_prompts(
     from semples.cam import load_cam_net, train_loop
     from semples.clip import PromptEncoder
     from semples.prompts import PromptConfig, PromptLoss, background_features, prompt_features, vocabulary_features, prompt_words
-    out = Path(out); require_stage(out, 'match', config)
-    check_stage(out, 'match', stage_config(cfg, 'match', out), config)
+    out = Path(out); check_inputs(cfg, out, 'prompts', config)
     pipe = stage_config(cfg, 'prompts', out)
     if check_stage(out, 'prompts', pipe, config): return load_json(out/'prompts'/'summary.json')
     sec = cfg['prompts']; pc = PromptConfig(**{f.name: sec[f.name] for f in fields(PromptConfig)})
@@ -560,8 +572,7 @@ def run_pseudo(
     out = Path(out); p = cfg['pseudo']; src = source or p['stage']
     if src not in ('cam', 'match', 'refine'): raise ValueError(f"stage must be 'cam', 'match' or 'refine', got {src!r}")
     folder = pseudo_folder(cfg, src)
-    require_stage(out, src, config)
-    check_stage(out, src, stage_config(cfg, src, out), config)
+    check_inputs(cfg, out, 'pseudo', config, source=src)
     pipe = stage_config(cfg, 'pseudo', out, src)
     if check_stage(out, folder, pipe, config): return load_json(out/folder/'summary.json')
     split = p['split'] or cfg['data']['train_split']

@@ -78,6 +78,14 @@ def test_changed_config_is_refused(toy, tmp, capsys):
     rc, err = _run(capsys, 'match', '--config', tmp/'changed.json', '--out', out, '--quiet')   # match checks its input stage too
     assert rc == 1 and 'cam.lr' in err
 
+def test_change_two_stages_upstream_is_refused(toy, tmp, capsys):
+    "refine reads prompts, which read match: a match section changed after the run is refused by refine and pseudo too."
+    cfg_path, out = toy
+    cfg = load_json(cfg_path); cfg['match']['lambda_bg'] = 0.123; save_json(cfg, tmp/'changed_match.json')
+    for stage in ('refine', 'pseudo'):
+        rc, err = _run(capsys, stage, '--config', tmp/'changed_match.json', '--out', out, '--quiet')
+        assert rc == 1 and 'match.lambda_bg' in err and str(out/'match') in err, (stage, err)
+
 def test_missing_stage_says_which_command(toy, tmp, capsys):
     cfg_path, _ = toy
     rc, err = _run(capsys, 'match', '--config', cfg_path, '--out', tmp/'fresh', '--quiet')
