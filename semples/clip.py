@@ -18,11 +18,10 @@ from fastcore.basics import patch
 from .core import atomic_write, get_device, project_root, save_json
 
 # %% auto #0
-__all__ = ['TINY_CLIP_CFG', 'IMAGENET_MEAN', 'IMAGENET_STD', 'CLASS_TEMPLATE', 'PAPER_TEMPLATE', 'DEFAULT_TEMPLATES',
-           'ENSEMBLE_TEMPLATES', 'save_clip_dir', 'random_clip_dir', 'freeze', 'FrozenCLIP', 'load_clip',
-           'positive_pairs', 'compose_fg_bg', 'FgBgScores', 'cosine', 'token_embeddings', 'prompt_token_ids',
-           'encode_context', 'init_context', 'PromptEncoder', 'toy_vocabulary', 'nearest_words', 'nearest_tokens',
-           'class_maps']
+__all__ = ['TINY_CLIP_CFG', 'IMAGENET_MEAN', 'IMAGENET_STD', 'PAPER_TEMPLATE', 'DEFAULT_TEMPLATES', 'ENSEMBLE_TEMPLATES',
+           'save_clip_dir', 'random_clip_dir', 'freeze', 'FrozenCLIP', 'load_clip', 'positive_pairs', 'compose_fg_bg',
+           'FgBgScores', 'cosine', 'token_embeddings', 'prompt_token_ids', 'encode_context', 'init_context',
+           'PromptEncoder', 'toy_vocabulary', 'nearest_words', 'nearest_tokens', 'class_maps']
 
 # %% ../nbs/03_clip.ipynb #918d4212
 TINY_CLIP_CFG = dict(  # the architecture of the random test CLIP (3.4 M parameters, 3.2 M of them the token embedding)
@@ -325,7 +324,7 @@ def encode_texts(self:FrozenCLIP,
     return F.normalize(f, dim=-1) if normalize else f
 
 # %% ../nbs/03_clip.ipynb #813aba45
-CLASS_TEMPLATE = 'a photo of a {}.'  # the default class sentence
+from .toyclip import CLASS_TEMPLATE  # 'a photo of a {}.': the sentence the stored tiny CLIP learned, the default class sentence
 PAPER_TEMPLATE = 'a photo of {}.'    # the paper code's class sentence; the template of the learnable prompts
 DEFAULT_TEMPLATES = (CLASS_TEMPLATE,)
 ENSEMBLE_TEMPLATES = (CLASS_TEMPLATE, 'a photo of the {}.', 'a picture of a {}.', 'an image of a {}.',

@@ -213,10 +213,11 @@ def vocabulary_features(
     return torch.cat([clip.class_text_features([w], (t,)) for w, t in zip(words, tpl)])
 
 def toy_vocabulary_features(clip:FrozenCLIP)->tuple:
-    "ToyWorld's words (classes, then backgrounds) and their features: classes as 'a photo of a {}.', backgrounds as 'a photo of {}.'."
+    "ToyWorld's words (classes, then backgrounds) and their features, each in the sentence the tiny CLIP learned it in."
     from semples.toyworld import TOY_CLASSES, TOY_BACKGROUNDS
+    from semples.toyclip import CLASS_TEMPLATE, BACKGROUND_TEMPLATE   # 'a photo of a {}.', 'a photo of {}.'
     words = list(TOY_CLASSES) + list(TOY_BACKGROUNDS)
-    return words, vocabulary_features(clip, words, ['a photo of a {}.'] * len(TOY_CLASSES) + ['a photo of {}.'] * len(TOY_BACKGROUNDS))
+    return words, vocabulary_features(clip, words, [CLASS_TEMPLATE] * len(TOY_CLASSES) + [BACKGROUND_TEMPLATE] * len(TOY_BACKGROUNDS))
 
 def prompt_words(
     feats:torch.Tensor,       # (C, D) prompt features

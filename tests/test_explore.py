@@ -199,9 +199,14 @@ def test_stage_browser_shows_each_stage_at_its_threshold(pipeline_run):
             assert p['fg_fraction'] == pytest.approx(float((want > 0).float().mean()))
     # another threshold for one stage changes that stage's masks only
     m2 = stage_masks(run, ds, w.cams, thresholds={'cam': 0.05})
-    lo = [t for t in m2 if t.startswith('CAM')][0]
-    assert lo.endswith('t=0.05') and sum(int((torch.as_tensor(x) > 0).sum()) for x in m2[lo]) >= \
-        sum(int((torch.as_tensor(x) > 0).sum()) for x in w.masks[[t for t in w.masks if t.startswith('CAM')][0]])
+    lo = [t for t in m2 if t.startswith('CAM')][0]; before = [t for t in w.masks if t.startswith('CAM')][0]
+    assert lo.endswith('t=0.05')
+    want = [cams_to_mask(w.cams['cam'][k], ds.labels_of(k), 0.05) for k in ds.ids]
+    assert all(torch.equal(torch.as_tensor(x), y) for x, y in zip(m2[lo], want))                  # the CAM panel at t=0.05
+    assert not all(torch.equal(torch.as_tensor(x), torch.as_tensor(y)) for x, y in zip(m2[lo], w.masks[before]))   # and it moved
+    for t in m2:
+        if t not in (lo, 'ground truth'):                                                            # every other panel as before
+            assert all(torch.equal(torch.as_tensor(x), torch.as_tensor(y)) for x, y in zip(m2[t], w.masks[t])), t
     with pytest.raises(ValueError, match='has no stage'): stage_cams(run, ds, ['manual_prompts'])
 
 
