@@ -14,7 +14,7 @@ import torch.nn.functional as F
 import torch.distributed as dist
 from torchvision.models.segmentation.deeplabv3 import ASPP, DeepLabV3
 from .core import machine_load, RunDir, atomic_write, get_device, load_json, load_mask, save_json, save_mask, save_torch, seed_everything, IGNORE_INDEX
-from .metrics import SegmentationMetric
+from .metrics import SegmentationMetric, eval_folder
 from .cam import batch_indices, step_generator, init_distributed, shard_indices
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
@@ -444,11 +444,10 @@ def score_masks(
     dataset,                # images with ground-truth masks (`read_mask`, `ids`, `classes`)
     mask_dir:str|Path,      # folder of `<id>.png` predicted or pseudo masks
     ids=None,               # the ids to score (default: all of `dataset`)
-)->dict:                    # SegmentationMetric.compute() of the PNGs against the ground truth
-    "mIoU of a folder of mask PNGs against the ground truth (no network needed)."
-    names = ('background',) + tuple(dataset.classes); met = SegmentationMetric(len(names), names)
-    for i in (dataset.ids if ids is None else ids): met.update(torch.from_numpy(load_mask(Path(mask_dir)/f'{i}.png').astype(np.int64)), torch.as_tensor(np.asarray(dataset.read_mask(i))).long())
-    return met.compute()
+)->dict:                    # `eval_folder`'s result: miou, per_class, ...
+    "mIoU of a folder of mask PNGs against the ground truth of some ids (`semples.metrics.eval_folder` on a view of those ids)."
+    from semples.pseudo import SubsetView
+    return eval_folder(mask_dir, dataset if ids is None else SubsetView(dataset, ids), progress=False)
 
 def toy_acceptance(
     out:str|Path,               # folder: pseudo/ (train pseudo masks), <run_name>/ (the run), <run_name>.json
