@@ -79,3 +79,12 @@ def test_no_widget_state_saved_in_notebooks():
     for nb in sorted((ROOT / 'nbs').glob('*.ipynb')):
         meta = json.loads(nb.read_text())['metadata']
         assert 'widgets' not in meta, f'{nb.name} holds saved widget state: turn off "Save Widget State Automatically" and remove metadata.widgets'
+
+def test_every_course_notebook_opens_with_why_and_ends_with_exercises():
+    "Course rule (issue 8): a Why / What you will learn opening and an '## Exercises' section in every notebook but the index."
+    import json
+    for f in sorted((ROOT / 'nbs').glob('*.ipynb')):
+        if f.name == 'index.ipynb': continue
+        md = [''.join(c['source']) for c in json.loads(f.read_text())['cells'] if c['cell_type'] == 'markdown']
+        assert 'why' in ' '.join(md[:3]).lower() and 'what you will learn' in ' '.join(md[:4]).lower(), f.name
+        assert any('## Exercises' in m for m in md[-3:]), f.name
