@@ -6,12 +6,14 @@
 from __future__ import annotations
 from pathlib import Path
 import numpy as np
+import torch
 from .core import save_json, load_json, project_root
 from .demo import ROWS, ROW_LABELS
 
 # %% auto #0
-__all__ = ['RESULTS_FILE', 'SENSITIVITY_FILE', 'summarize', 'check_claims', 'ablation_table', 'plot_ablation', 'ablation_rows',
-           'collect_ablation', 'grid_cells', 'sensitivity_grid', 'plot_sensitivity']
+__all__ = ['RESULTS_FILE', 'SENSITIVITY_FILE', 'ERROR_BINS', 'ERRORS_FILE', 'DEV_TRIES_FILE', 'summarize', 'check_claims',
+           'ablation_table', 'plot_ablation', 'ablation_rows', 'collect_ablation', 'grid_cells', 'sensitivity_grid',
+           'plot_sensitivity', 'error_bins', 'error_breakdown', 'pipeline_errors', 'errors_table', 'dev_tries_table']
 
 # %% ../nbs/10_results.ipynb #dbd0b834
 RESULTS_FILE = 'results/toyworld_ablation.json'
@@ -200,3 +202,102 @@ def plot_sensitivity(res:dict, axs=None):
         ax.set_xticks(x, [str(v) for v in x]); ax.grid(alpha=0.3)
         a2 = ax.twinx(); a2.plot(x, lk, 's--', color='tab:red'); a2.set_ylabel('leak on own background', color='tab:red')
     return axs
+
+# %% ../nbs/10_results.ipynb #ee7a601b
+ERROR_BINS = ('outline', 'own_background', 'other_background', 'missed', 'wrong_class')
+ERRORS_FILE = 'results/toyworld_errors.json'
+
+def _dilate(x:torch.Tensor, margin:int)->torch.Tensor:
+    "Boolean (H, W) map grown by `margin` pixels (chessboard distance)."
+    import torch.nn.functional as F
+    return F.max_pool2d(x.float()[None, None], 2 * margin + 1, 1, margin)[0, 0] > 0
+
+def error_bins(
+    pred:torch.Tensor,     # (H, W) long pseudo mask (0 background, c+1 class c)
+    gt:torch.Tensor,       # (H, W) long ground truth (255 ignored)
+    own_classes:set,       # class indices (0-based) whose co-occurring background this image shows
+    margin:int=2,          # width of the outline band, in pixels, on each side of an outline
+)->dict:                   # bin -> number of wrong pixels; plus 'pixels' (valid pixels)
+    "Sort the wrong pixels of one pseudo mask into `ERROR_BINS`."
+    from semples.core import IGNORE_INDEX
+    if pred.shape != gt.shape: raise ValueError(f"pred {tuple(pred.shape)} and gt {tuple(gt.shape)} must have the same size")
+    if not isinstance(margin, int) or margin < 0: raise ValueError(f"margin must be a non-negative integer (pixels), got {margin!r}")
+    valid = gt != IGNORE_INDEX; obj = (gt > 0) & valid
+    band = (_dilate(obj, margin) & _dilate(~obj & valid, margin)) if margin else torch.zeros_like(obj)
+    wrong = (pred != gt) & valid; far = wrong & ~band
+    own = torch.zeros_like(obj)
+    for k in own_classes: own |= pred == k + 1
+    bg = far & ~obj
+    return dict(pixels=int(valid.sum()), outline=int((wrong & band).sum()), own_background=int((bg & own).sum()),
+                other_background=int((bg & ~own).sum()), missed=int((far & obj & (pred == 0)).sum()),
+                wrong_class=int((far & obj & (pred > 0)).sum()))
+
+# %% ../nbs/10_results.ipynb #5b409e76
+def error_breakdown(
+    cams:dict,            # id -> (C, h, w) CAMs (`semples.cam.predict_cams`)
+    dataset,              # the split, with masks and `.backgrounds` (ToyWorld)
+    threshold:float,      # background threshold of the pseudo masks (`semples.pseudo.cams_to_mask`)
+    margin:int=2,         # outline band width, pixels on each side
+    cooccurrence:dict|None=None, # class name -> its own background (default: ToyWorld's `COOCCURRENCE`)
+)->dict:                  # error_rate, share {bin: share of the wrong pixels}, rate {bin: share of all pixels}, counts
+    "Share of each kind of error (`ERROR_BINS`) in the pseudo masks of a split."
+    from semples.pseudo import cams_to_mask
+    from semples.toyworld import COOCCURRENCE
+    bgs = getattr(dataset, 'backgrounds', None)
+    if not bgs: raise ValueError("the dataset has no known backgrounds (.backgrounds): the breakdown needs a ToyWorld split")
+    cooc = COOCCURRENCE if cooccurrence is None else cooccurrence
+    tot = dict.fromkeys(('pixels',) + ERROR_BINS, 0)
+    for id_ in dataset.ids:
+        if id_ not in cams: raise KeyError(f"no CAMs for id {id_!r}: compute them with predict_cams(net, dataset)")
+        gt = torch.as_tensor(np.asarray(dataset.read_mask(id_))).long()
+        pred = cams_to_mask(cams[id_], dataset.labels_of(id_), threshold, size=tuple(gt.shape))
+        own = {k for k, c in enumerate(dataset.classes) if cooc.get(c) == bgs[id_]}
+        for k, v in error_bins(pred, gt, own, margin).items(): tot[k] += v
+    wrong = sum(tot[b] for b in ERROR_BINS)
+    return dict(error_rate=wrong / max(tot['pixels'], 1), share={b: tot[b] / max(wrong, 1) for b in ERROR_BINS},
+                rate={b: tot[b] / max(tot['pixels'], 1) for b in ERROR_BINS}, counts=tot, threshold=threshold, margin=margin)
+
+# %% ../nbs/10_results.ipynb #6e7ef91b
+def pipeline_errors(
+    run_dir:str|Path,      # a finished `run_pipeline` folder
+    rows=('cam', 'matching', 'semples'), # which rows to break down (must be scored in the run)
+    margin:int=2,          # outline band width
+    device:str='cpu',
+)->dict:                   # row -> `error_breakdown` of the run's test split at the row's own threshold
+    "Break down the test-split errors of several rows of one pipeline run."
+    from semples.explore import load_pipeline_run
+    from semples.cam import predict_cams
+    run = load_pipeline_run(run_dir, device=device, clip=False)
+    missing = [r for r in rows if r not in run.nets]
+    if missing: raise ValueError(f"{run_dir} has no scored row(s) {missing}; it has {sorted(run.nets)}")
+    test = run.split('test')
+    return {r: error_breakdown(predict_cams(run.nets[r], test, device=device, progress=False), test, run.thresholds[r], margin)
+            for r in rows}
+
+def errors_table(res:dict)->str:
+    "Markdown table of error shares per row (mean over the seeds of `res` = {seed: pipeline_errors output})."
+    rows = [r for r in ROWS if all(r in v for v in res.values())]
+    lines = ['| row | pixels wrong | ' + ' | '.join(b.replace('_', ' ') for b in ERROR_BINS) + ' |', '|---' * (2 + len(ERROR_BINS)) + '|']
+    for r in rows:
+        m = lambda f: float(np.mean([f(v[r]) for v in res.values()]))
+        lines.append(f"| {ROW_LABELS[r]} | {100 * m(lambda d: d['error_rate']):.2f}% | " +
+                     ' | '.join(f"{100 * m(lambda d: d['rate'][b]):.2f}% ({100 * m(lambda d: d['share'][b]):.0f}%)" for b in ERROR_BINS) + ' |')
+    return '\n'.join(lines)
+
+# %% ../nbs/10_results.ipynb #601bcf41
+DEV_TRIES_FILE = 'results/toyworld_dev_tries.json'
+
+def dev_tries_table(d:dict)->str:
+    "Markdown table of the `bench/dev_seed_tries.py` records: each try's mIoU and leak against the default it varies."
+    recs = d['records']; base = {r['row']: r for r in recs if r['try'] == 'default'}
+    of_stage = dict(a='matching', c='semples')
+    pct = lambda v: '' if v is None else f"{100 * v:.2f}%"
+    lines = ['| try (development seed 1) | step | test mIoU | vs default | leak on own background |', '|---|---|---|---|---|']
+    lines += [f"| default {ROW_LABELS[k]} | | {100 * r['miou']:.2f} | | {pct(r.get('leak'))} |" for k, r in base.items()]
+    for r in sorted(recs, key=lambda r: (r['try'], r['step'], r['row'])):
+        if r['try'] == 'default': continue
+        key = r['row'] or of_stage[r['stage']]
+        if key not in base: raise ValueError(f"no default record for row {key!r}: the file must hold the 'default' records of rows {sorted(of_stage.values())}")
+        lines.append(f"| {r['try']}{' (' + ROW_LABELS[key] + ')' if r['row'] else ''} | {r['step'] or ''} | {100 * r['miou']:.2f} | "
+                     f"{100 * (r['miou'] - base[key]['miou']):+.2f} | {pct(r.get('leak'))} |")
+    return '\n'.join(lines)

@@ -1,0 +1,117 @@
+"""Training-schedule and loss-weight tries for stages (a) and (c) on the ToyWorld DEVELOPMENT seed 1 (never a test seed).
+
+Why: on the fresh test seeds 21-23, SemPLeS - CAM was 4.5 points, short of issue 6's 5-point claim. These tries ask,
+on the development seed only, whether a setting the notebooks had not yet varied (schedule, optimiser, number of
+steps, lambda_bg, the mask floor, batch size, a stronger refinement, multi-scale inference) moves the pseudo masks.
+
+    python bench/dev_seed_tries.py --out runs/dev_tries --part 0/2 &   # two processes on a 2-core machine
+    python bench/dev_seed_tries.py --out runs/dev_tries --part 1/2
+    python bench/dev_seed_tries.py --out runs/dev_tries --collect      # -> results/toyworld_dev_tries.json
+    python bench/dev_seed_tries.py --out /tmp/t --quick                # seconds: tiny data and 1-3 steps (tests)
+
+Each part first makes (or resumes) the seed-1 pipeline run OUT/base (rows cam, matching, semples; the default
+settings), then trains every try of its share from the same stage-0 network (and, for stage (c), the same learned
+prompts), scoring it at the listed steps exactly as the ablation does (threshold on the tune slice, mIoU on the test
+slice of seed 1). Finished (try, step) pairs are skipped on a rerun; records go to OUT/tries.jsonl.
+"""
+import argparse, json, time
+from pathlib import Path
+import torch
+
+TRIES = [  # (name, stage, overrides of the default MatchConfig / RefineConfig, steps at which to score)
+    ('c: 900 steps, constant lr', 'c', dict(steps=900), (300, 600, 900)),
+    ('c: cosine schedule', 'c', dict(schedule='cosine'), (300,)),
+    ('c: AdamW wd 0.03 + cosine (paper)', 'c', dict(schedule='cosine', optimizer='adamw', weight_decay=0.03), (300,)),
+    ('c: lambda_ref 0.2, 600 steps', 'c', dict(steps=600, lambda_ref=0.2), (300, 600)),
+    ('c: lambda_ref 0.5, 600 steps', 'c', dict(steps=600, lambda_ref=0.5), (300, 600)),
+    ('a: lambda_bg 1.2', 'a', dict(lambda_bg=1.2), (100, 200, 300)),
+    ('a: lambda_bg 4.8', 'a', dict(lambda_bg=4.8), (100, 200, 300)),
+    ('a: mask floor 0.05', 'a', dict(mask_eps=0.05), (100, 200, 300)),
+    ('a: mask floor 0.2', 'a', dict(mask_eps=0.2), (100, 200, 300)),
+    ('a: batch 64', 'a', dict(batch_size=64), (100, 200, 300)),
+    ('A/C/E: inference scales 1.0 + 1.5', 'scales', dict(scales=(1.0, 1.5)), (0,)),
+]
+
+def _slug(name): return ''.join(ch if ch.isalnum() else '_' for ch in name).strip('_')
+
+def _done(log):
+    if not log.is_file(): return set()
+    return {(r['try'], r['step'], r.get('row', '')) for r in map(json.loads, log.read_text().splitlines()) if r}
+
+def _record(log, rec):
+    with open(log, 'a') as f: f.write(json.dumps(rec) + '\n')   # one short line per record: a crash loses at most that line
+    print(json.dumps(rec), flush=True)
+
+def run_part(out:Path, part:int, n_parts:int, quick:bool=False):
+    from semples.demo import run_pipeline, PipelineConfig, quick_config
+    from semples.explore import load_pipeline_run
+    from semples.cam import predict_cams
+    from semples.matching import MatchConfig, train_matching, score_generator
+    from semples.pseudo import evaluate_cams
+    from semples.refine import RefineConfig, train_refine
+    from semples.prompts import prompt_features
+    base = out/'base'
+    kw = dict(seed=1, rows=('cam', 'matching', 'semples'), threads=1, clip_eval_n=0, figure_ids=0, pseudo_masks=False)
+    run_pipeline(base, quick_config(**kw) if quick else PipelineConfig(**kw), progress=False)
+    run = load_pipeline_run(base)
+    tune, test, train = run.split('tune'), run.split('test'), run.split('train')
+    sc = run.config.stage_configs(); pf = prompt_features(run.prompts)
+    log = out/'tries.jsonl'; done = _done(log)
+    for row in ('cam', 'matching', 'semples'):
+        if ('default', 0, row) not in done:
+            r = run.metrics
+            _record(log, dict(**{'try': 'default', 'step': 0, 'row': row}, miou=r['miou'][row], threshold=r['threshold'][row],
+                              leak=r['background_leak'][row]))
+    for i, (name, stage, kw, steps) in enumerate(TRIES):
+        if i % n_parts != part: continue
+        if quick and stage != 'scales': kw, steps = {**kw, 'steps': len(steps)}, tuple(range(1, len(steps) + 1))
+        if stage == 'scales':
+            for row in ('cam', 'matching', 'semples'):
+                if (name, 0, row) in done: continue
+                net = run.nets[row]
+                cams = {**predict_cams(net, tune, scales=kw['scales'], progress=False), **predict_cams(net, test, scales=kw['scales'], progress=False)}
+                ev = evaluate_cams(cams, test, select_on=tune, progress=False)
+                _record(log, {'try': name, 'step': 0, 'row': row, 'miou': ev['miou'], 'threshold': ev['threshold'], 'leak': None})
+            continue
+        for until in steps:
+            if (name, until, '') in done: continue
+            t0 = time.time(); folder = out/_slug(name)
+            if stage == 'c':
+                from dataclasses import asdict
+                cfg = RefineConfig(**{**asdict(sc['refine']), **kw})
+                net, _ = train_refine(run.nets['cam'], train, run.clip, pf, cfg, out=folder, until=until, progress=False)
+            else:
+                from dataclasses import asdict
+                cfg = MatchConfig(**{**asdict(sc['match']), **kw})
+                net, _ = train_matching(run.nets['cam'], train, run.clip, cfg, out=folder, until=until, progress=False)
+            r = score_generator(net.eval(), tune, test)
+            _record(log, {'try': name, 'step': until, 'row': '', 'stage': stage, 'overrides': kw, 'miou': r['miou'],
+                          'threshold': r['threshold'], 'leak': r['background_leak'], 'seconds': round(time.time() - t0, 1)})
+
+def collect(out:Path, dest:Path):
+    from semples.core import save_json, load_json, machine_load
+    log, base = out/'tries.jsonl', out/'base'/'metrics.json'
+    if not (log.is_file() and base.is_file()): raise SystemExit(f"nothing to collect in {out}: run the parts first (see --help)")
+    recs = [json.loads(l) for l in log.read_text().splitlines() if l]
+    c = load_json(base)['config']
+    save_json(dict(seed=1, split=f"test slice of the development seed 1 ({c['n_test']} images), threshold chosen on its tune slice ({c['n_tune']})",
+                   command='python bench/dev_seed_tries.py --out runs/dev_tries --part i/2 (two processes, 1 thread each)',
+                   machine=machine_load(), records=recs), dest)
+    print(f"{len(recs)} records -> {dest}")
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--out', default='runs/dev_tries', help='work folder (the base pipeline run, one folder per try, tries.jsonl)')
+    p.add_argument('--part', default='0/1', help='i/n: run every n-th try starting at i (to use several processes)')
+    p.add_argument('--collect', action='store_true', help='write the records to --dest instead of training')
+    p.add_argument('--dest', default='results/toyworld_dev_tries.json', help='summary file of --collect')
+    p.add_argument('--quick', action='store_true', help='tiny data and 1-3 steps per try: checks that the script runs (numbers meaningless)')
+    a = p.parse_args(argv)
+    torch.set_num_threads(1)
+    out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
+    if a.collect: return collect(out, Path(a.dest))
+    i, n = (int(x) for x in a.part.split('/'))
+    if not 0 <= i < n: raise SystemExit(f"--part must be i/n with 0 <= i < n, got {a.part!r}")
+    run_part(out, i, n, a.quick)
+
+if __name__ == '__main__': main()
