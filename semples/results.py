@@ -11,12 +11,14 @@ from .core import save_json, load_json, project_root
 from .demo import ROWS, ROW_LABELS
 
 # %% auto #0
-__all__ = ['RESULTS_FILE', 'SENSITIVITY_FILE', 'ERROR_BINS', 'ERRORS_FILE', 'DEV_TRIES_FILE', 'summarize', 'check_claims',
-           'ablation_table', 'plot_ablation', 'ablation_rows', 'collect_ablation', 'grid_cells', 'sensitivity_grid',
-           'plot_sensitivity', 'error_bins', 'error_breakdown', 'pipeline_errors', 'errors_table', 'dev_tries_table']
+__all__ = ['RESULTS_FILE', 'REPLICATION_FILE', 'SENSITIVITY_FILE', 'ERROR_BINS', 'ERRORS_FILE', 'DEV_TRIES_FILE', 'summarize',
+           'check_claims', 'ablation_table', 'plot_ablation', 'ablation_rows', 'collect_ablation', 'grid_cells',
+           'sensitivity_grid', 'plot_sensitivity', 'error_bins', 'error_breakdown', 'pipeline_errors', 'errors_table',
+           'dev_tries_table']
 
 # %% ../nbs/10_results.ipynb #dbd0b834
 RESULTS_FILE = 'results/toyworld_ablation.json'
+REPLICATION_FILE = 'results/toyworld_ablation_seeds31-33.json'   # the same ablation on three more fresh seeds (run after the tries)
 
 def summarize(
     runs:list,           # metrics dicts of `semples.demo.run_pipeline`, one per seed
@@ -100,6 +102,7 @@ def collect_ablation(
     run_root:str|Path='runs/ablation', # folder with seed_<s>/metrics.json
     seeds=(21, 22, 23),                # the seeds to collect
     dest:str|Path|None=None,           # where to write the summary (default: RESULTS_FILE in the checkout)
+    figures:bool=True,                 # also copy each seed's masks.png next to the summary
 )->dict:
     "Summarize finished ablation runs and store the summary (atomically) with their per-seed metrics and figures."
     import shutil
@@ -113,7 +116,7 @@ def collect_ablation(
         runs.append(m)
     dest = Path(dest) if dest is not None else project_root()/RESULTS_FILE
     dest.parent.mkdir(parents=True, exist_ok=True)
-    for s in seeds:
+    for s in (seeds if figures else ()):
         f = root/f'seed_{s}'/'masks.png'
         if f.is_file(): shutil.copyfile(f, dest.parent/f'toyworld_masks_seed{s}.png')
     keep = ('seed', 'elapsed_s', 'timings_s', 'machine', 'clip', 'miou', 'threshold', 'background_leak', 'leak_other', 'leak_share',

@@ -1,0 +1,30 @@
+"The stored ToyWorld results agree with themselves: each summary and claim list recomputes from the per-seed metrics stored next to it, the error bins add up, and the development tries hold their defaults."
+import math
+import pytest
+from semples.core import load_json, project_root
+from semples.results import (RESULTS_FILE, REPLICATION_FILE, ERRORS_FILE, DEV_TRIES_FILE, ERROR_BINS, summarize, check_claims,
+                             dev_tries_table)
+
+@pytest.mark.parametrize('name', [RESULTS_FILE, REPLICATION_FILE])
+def test_ablation_summary_recomputes(name):
+    res = load_json(project_root()/name)
+    assert res['summary'] == summarize(res['runs'])
+    assert res['claims'] == check_claims(res['summary'])
+    assert all(r['miou'].keys() >= {'cam', 'matching', 'manual_prompts', 'semples'} for r in res['runs'])
+
+def test_replication_seeds_are_fresh():
+    a, b = (set(load_json(project_root()/f)['summary']['seeds']) for f in (RESULTS_FILE, REPLICATION_FILE))
+    assert not a & b and 1 not in a | b and 0 not in a | b    # never the development seed 1 or the demo's seed 0
+
+def test_error_bins_add_up():
+    e = load_json(project_root()/ERRORS_FILE)
+    assert sorted(e['by_seed']) == sorted(str(s) for s in e['seeds'])
+    for rows in e['by_seed'].values():
+        for d in rows.values():
+            assert sum(d['counts'][b] for b in ERROR_BINS) == round(d['error_rate'] * d['counts']['pixels'])
+            assert math.isclose(sum(d['share'].values()), 1.0, rel_tol=1e-9)
+
+def test_dev_tries_have_defaults():
+    d = load_json(project_root()/DEV_TRIES_FILE)
+    assert d['seed'] == 1 and {r['row'] for r in d['records'] if r['try'] == 'default'} == {'cam', 'matching', 'semples'}
+    assert len(dev_tries_table(d).splitlines()) == 2 + len(d['records'])
