@@ -12,8 +12,8 @@ from PIL import Image
 
 # %% auto #0
 __all__ = ['VOC_CLASSES', 'IGNORE_INDEX', 'seed_everything', 'get_device', 'atomic_write', 'save_json', 'load_json', 'save_torch',
-           'env_info', 'machine_load', 'RunDir', 'voc_palette', 'mask_to_image', 'save_mask', 'load_mask',
-           'to_image_array', 'overlay', 'show_overlay', 'show_grid', 'project_root']
+           'env_info', 'machine_load', 'config_diff', 'RunDir', 'voc_palette', 'mask_to_image', 'save_mask',
+           'load_mask', 'to_image_array', 'overlay', 'show_overlay', 'show_grid', 'project_root']
 
 # %% ../nbs/00_core.ipynb #741f04f6
 def seed_everything(
@@ -135,6 +135,22 @@ def machine_load()->dict:
                 load_avg_1min=la[0], load_avg_15min=la[2], torch=torch.__version__)
 
 # %% ../nbs/00_core.ipynb #0b515263
+_MISSING = object()
+
+def config_diff(
+    old,             # a JSON value (nested dicts), e.g. a stored config.json
+    new,             # another one
+    pre:str='',      # prefix of the dotted paths
+)->list:             # dotted paths where they differ; a path absent on one side is suffixed ' (absent in old)' / ' (absent in new)'
+    "Where two nested JSON configurations differ, as dotted paths (`match.lr`)."
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [p for k in sorted(set(old) | set(new)) for p in config_diff(old.get(k, _MISSING), new.get(k, _MISSING), f'{pre}{k}.')]
+    path = pre.rstrip('.')
+    if old is _MISSING: return [f'{path} (absent in old)']
+    if new is _MISSING: return [f'{path} (absent in new)']
+    return [] if old == new else [path]
+
+# %% ../nbs/00_core.ipynb #ad6ef459
 class RunDir:
     "A run folder with config.json, env.json and an append-only metrics.jsonl."
     def __init__(self,
@@ -149,8 +165,10 @@ class RunDir:
             if cfg_file.exists() and not overwrite:
                 old = load_json(cfg_file)
                 if old != config:
-                    diff = sorted(k for k in set(old)|set(config) if old.get(k) != config.get(k))
-                    raise ValueError(f"{self.path} already holds a run with another config (differs in {diff}); "
+                    diff = config_diff(old, config)
+                    hint = (" (settings absent in the stored config usually mean the run was written by an older semples)"
+                            if any('absent in old' in d for d in diff) else '')
+                    raise ValueError(f"{self.path} already holds a run with another config (differs in {diff[:8]}){hint}; "
                                      "pick a new --out folder, or pass overwrite=True to start over")
             save_json(config, cfg_file)
         self.config = load_json(cfg_file) if cfg_file.exists() else {}

@@ -9,7 +9,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 import numpy as np
 import torch
-from .core import RunDir, load_json, save_json, get_device, seed_everything
+from .core import RunDir, load_json, save_json, get_device, seed_everything, config_diff
 
 # %% auto #0
 __all__ = ['STAGES', 'STAGE_INPUTS', 'STAGE_HELP', 'DATA_FIELDS', 'CLIP_FIELDS', 'PSEUDO_FIELDS', 'PROMPT_EXTRA_FIELDS',
@@ -320,11 +320,7 @@ def _input_hash(out, stage)->str|None:
     f = Path(out)/stage/'config.json'
     return _hash(load_json(f).get('pipeline')) if f.is_file() else None
 
-def _diff(a, b, pre='')->list:
-    "Dotted paths where two JSON values differ."
-    if isinstance(a, dict) and isinstance(b, dict):
-        return [p for k in sorted(set(a) | set(b)) for p in _diff(a.get(k), b.get(k), f'{pre}{k}.')]
-    return [] if a == b else [pre.rstrip('.')]
+
 
 # %% ../nbs/14_pipeline.ipynb #143bd4f2
 def _cmd(stage:str, config, out)->str: return f"semples {stage} --config {config} --out {out}"
@@ -361,7 +357,7 @@ def check_stage(
     if f.is_file():
         old = load_json(f).get('pipeline')
         if old is not None and old != _jsonable(pipeline):
-            diff = _diff(old, _jsonable(pipeline))
+            diff = config_diff(old, _jsonable(pipeline))
             raise ValueError(f"{Path(out)/folder} was made with another config (differs in {diff[:8]}); a run folder never mixes "
                              f"two configs: use a new --out folder, or delete {Path(out)/folder} (and the stages after it) to redo it")
     return stage_state(out, folder)['done']
