@@ -15,6 +15,7 @@ prompts), scoring it at the listed steps exactly as the ablation does (threshold
 slice of seed 1). Finished (try, step) pairs are skipped on a rerun; records go to OUT/tries.jsonl.
 """
 import argparse, json, time
+from dataclasses import asdict
 from pathlib import Path
 import torch
 
@@ -45,9 +46,8 @@ def _record(log, rec):
 def run_part(out:Path, part:int, n_parts:int, quick:bool=False):
     from semples.demo import run_pipeline, PipelineConfig, quick_config
     from semples.explore import load_pipeline_run
-    from semples.cam import predict_cams
+    from semples.core import machine_load
     from semples.matching import MatchConfig, train_matching, score_generator
-    from semples.pseudo import evaluate_cams
     from semples.refine import RefineConfig, train_refine
     from semples.prompts import prompt_features
     base = out/'base'
@@ -68,35 +68,33 @@ def run_part(out:Path, part:int, n_parts:int, quick:bool=False):
         if stage == 'scales':
             for row in ('cam', 'matching', 'semples'):
                 if (name, 0, row) in done: continue
-                net = run.nets[row]
-                cams = {**predict_cams(net, tune, scales=kw['scales'], progress=False), **predict_cams(net, test, scales=kw['scales'], progress=False)}
-                ev = evaluate_cams(cams, test, select_on=tune, progress=False)
-                _record(log, {'try': name, 'step': 0, 'row': row, 'miou': ev['miou'], 'threshold': ev['threshold'], 'leak': None})
+                r = score_generator(run.nets[row], tune, test, scales=kw['scales'])
+                _record(log, {'try': name, 'step': 0, 'row': row, 'miou': r['miou'], 'threshold': r['threshold'],
+                              'leak': r['background_leak'], 'machine': machine_load()})
             continue
         for until in steps:
             if (name, until, '') in done: continue
             t0 = time.time(); folder = out/_slug(name)
             if stage == 'c':
-                from dataclasses import asdict
                 cfg = RefineConfig(**{**asdict(sc['refine']), **kw})
                 net, _ = train_refine(run.nets['cam'], train, run.clip, pf, cfg, out=folder, until=until, progress=False)
             else:
-                from dataclasses import asdict
                 cfg = MatchConfig(**{**asdict(sc['match']), **kw})
                 net, _ = train_matching(run.nets['cam'], train, run.clip, cfg, out=folder, until=until, progress=False)
             r = score_generator(net.eval(), tune, test)
             _record(log, {'try': name, 'step': until, 'row': '', 'stage': stage, 'overrides': kw, 'miou': r['miou'],
-                          'threshold': r['threshold'], 'leak': r['background_leak'], 'seconds': round(time.time() - t0, 1)})
+                          'threshold': r['threshold'], 'leak': r['background_leak'], 'seconds': round(time.time() - t0, 1),
+                          'machine': machine_load()})
 
 def collect(out:Path, dest:Path):
-    from semples.core import save_json, load_json, machine_load
+    from semples.core import save_json, load_json
     log, base = out/'tries.jsonl', out/'base'/'metrics.json'
     if not (log.is_file() and base.is_file()): raise SystemExit(f"nothing to collect in {out}: run the parts first (see --help)")
     recs = [json.loads(l) for l in log.read_text().splitlines() if l]
     c = load_json(base)['config']
     save_json(dict(seed=1, split=f"test slice of the development seed 1 ({c['n_test']} images), threshold chosen on its tune slice ({c['n_tune']})",
                    command='python bench/dev_seed_tries.py --out runs/dev_tries --part i/2 (two processes, 1 thread each)',
-                   machine=machine_load(), records=recs), dest)
+                   records=recs), dest)
     print(f"{len(recs)} records -> {dest}")
 
 def main(argv=None):

@@ -27,8 +27,8 @@ __all__ = ['RUNTIME_FIELDS', 'CKPT_NAME', 'TOY_SPLIT_STARTS', 'TOY_CAM_FILE', 'B
            'LoopConfig', 'run_config', 'lr_at', 'make_optimizer', 'hflip_batch', 'to_device', 'init_distributed',
            'shard_indices', 'unwrap', 'StepBatchSampler', 'flip_item', 'make_loader', 'global_batchnorm', 'history',
            'train_loop', 'stage0_loss', 'train_stage0', 'load_cam_net', 'export_cam', 'infer_cams', 'predict_cams',
-           'background_leak', 'show_cams', 'plot_history', 'plot_leak', 'toy_splits', 'cam_report', 'toy_stage0',
-           'load_toy_cam']
+           'dilate', 'background_leak', 'show_cams', 'plot_history', 'plot_leak', 'toy_splits', 'cam_report',
+           'toy_stage0', 'load_toy_cam']
 
 # %% ../nbs/05_cam.ipynb #eb02eb19
 def _is_transformer(name:str)->bool:
@@ -632,10 +632,16 @@ def predict_cams(
     return out
 
 # %% ../nbs/05_cam.ipynb #92b5648b
+def dilate(
+    x:torch.Tensor,   # (H, W) boolean map
+    margin:int,       # pixels to grow by
+)->torch.Tensor:      # (H, W) bool: pixels within `margin` pixels (chessboard distance) of a True pixel
+    "Grow a boolean map by `margin` pixels (a max-pool)."
+    return F.max_pool2d(x.float()[None, None], 2 * margin + 1, 1, margin)[0, 0] > 0
+
 def _near_objects(mask:torch.Tensor, margin:int)->torch.Tensor:
-    "Pixels within `margin` pixels (chessboard distance) of a foreground object."
-    obj = ((mask > 0) & (mask != IGNORE_INDEX)).float()[None, None]
-    return F.max_pool2d(obj, 2 * margin + 1, 1, margin)[0, 0] > 0
+    "Pixels within `margin` pixels of a foreground object."
+    return dilate((mask > 0) & (mask != IGNORE_INDEX), margin)
 
 def background_leak(
     cams:dict,                  # id -> (C, h, w) normalised CAMs (e.g. from `predict_cams`), resized to the mask if needed

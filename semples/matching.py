@@ -278,13 +278,14 @@ def score_generator(
     flip:bool=True,     # add mirrored CAM passes
     device:str='cpu',   # where to run
     progress:bool=False,
+    scales=(1.0,),      # inference scales (`predict_cams`); the ablation scores single-scale
 )->dict:                # miou, threshold, per_class, background_leak, leak_other, leak_share, leak_share_other
     "Pseudo-mask mIoU (threshold chosen on `tune`) and co-occurrence leak of a mask generator on `test`."
     from semples.pseudo import evaluate_cams
     if getattr(tune, 'split', None) == getattr(test, 'split', object()) or set(tune.ids) & set(test.ids):
         raise ValueError("tune and test must be disjoint splits: the threshold may not be chosen on the evaluation split")
-    ct = predict_cams(net, tune, flip=flip, device=device, progress=progress)
-    cs = predict_cams(net, test, flip=flip, device=device, progress=progress)
+    ct = predict_cams(net, tune, scales=scales, flip=flip, device=device, progress=progress)
+    cs = predict_cams(net, test, scales=scales, flip=flip, device=device, progress=progress)
     ev = evaluate_cams({**ct, **cs}, test, select_on=tune, progress=progress)
     r = dict(miou=ev['miou'], threshold=ev['threshold'], threshold_selected_on=ev['threshold_selected_on'],
              per_class=ev['per_class'], n_tune=len(tune), n_test=len(test))

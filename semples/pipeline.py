@@ -320,8 +320,6 @@ def _input_hash(out, stage)->str|None:
     f = Path(out)/stage/'config.json'
     return _hash(load_json(f).get('pipeline')) if f.is_file() else None
 
-
-
 # %% ../nbs/14_pipeline.ipynb #143bd4f2
 def _cmd(stage:str, config, out)->str: return f"semples {stage} --config {config} --out {out}"
 

@@ -210,11 +210,6 @@ def plot_sensitivity(res:dict, axs=None):
 ERROR_BINS = ('outline', 'own_background', 'other_background', 'missed', 'wrong_class')
 ERRORS_FILE = 'results/toyworld_errors.json'
 
-def _dilate(x:torch.Tensor, margin:int)->torch.Tensor:
-    "Boolean (H, W) map grown by `margin` pixels (chessboard distance)."
-    import torch.nn.functional as F
-    return F.max_pool2d(x.float()[None, None], 2 * margin + 1, 1, margin)[0, 0] > 0
-
 def error_bins(
     pred:torch.Tensor,     # (H, W) long pseudo mask (0 background, c+1 class c)
     gt:torch.Tensor,       # (H, W) long ground truth (255 ignored)
@@ -223,10 +218,11 @@ def error_bins(
 )->dict:                   # bin -> number of wrong pixels; plus 'pixels' (valid pixels)
     "Sort the wrong pixels of one pseudo mask into `ERROR_BINS`."
     from semples.core import IGNORE_INDEX
+    from semples.cam import dilate
     if pred.shape != gt.shape: raise ValueError(f"pred {tuple(pred.shape)} and gt {tuple(gt.shape)} must have the same size")
     if not isinstance(margin, int) or margin < 0: raise ValueError(f"margin must be a non-negative integer (pixels), got {margin!r}")
     valid = gt != IGNORE_INDEX; obj = (gt > 0) & valid
-    band = (_dilate(obj, margin) & _dilate(~obj & valid, margin)) if margin else torch.zeros_like(obj)
+    band = (dilate(obj, margin) & dilate(~obj & valid, margin)) if margin else torch.zeros_like(obj)
     wrong = (pred != gt) & valid; far = wrong & ~band
     own = torch.zeros_like(obj)
     for k in own_classes: own |= pred == k + 1
