@@ -19,7 +19,7 @@ import timm
 from fastcore.basics import patch
 from tqdm.auto import tqdm
 from .core import RunDir, save_torch, save_json, load_json, get_device, seed_everything, project_root, atomic_write, IGNORE_INDEX
-from .toyworld import TOY_CLASSES, COOCCURRENCE
+from .toyworld import TOY_CLASSES, TOY_BACKGROUNDS, COOCCURRENCE
 
 # %% auto #0
 __all__ = ['RUNTIME_FIELDS', 'CKPT_NAME', 'TOY_SPLIT_STARTS', 'TOY_CAM_FILE', 'Backbone', 'CamOutput', 'CamNet', 'CamNetConfig',
@@ -527,7 +527,8 @@ def stage0_loss(model:CamNet, batch:dict):
 def _describe(dataset)->dict:
     d = dict(type=type(dataset).__name__, n=len(dataset), split=getattr(dataset, 'split', None))
     w = getattr(dataset, 'world', None)
-    if w is not None: d.update(world=dict(size=w.size, p_cooc=w.p_cooc, max_objects=w.max_objects, p_empty=w.p_empty, seed=w.seed),
+    if w is not None: d.update(world=dict(size=w.size, p_cooc=w.p_cooc, max_objects=w.max_objects, p_empty=w.p_empty, seed=w.seed,
+                                          **({'context': w.context} if w.context != 'scene' else {})),   # scene-world runs stay resumable
                                first_id=dataset.ids[0] if len(dataset) else None)
     return d
 
@@ -645,7 +646,7 @@ def _near_objects(mask:torch.Tensor, margin:int)->torch.Tensor:
 
 def background_leak(
     cams:dict,                  # id -> (C, h, w) normalised CAMs (e.g. from `predict_cams`), resized to the mask if needed
-    dataset,                    # the split, with masks and `.backgrounds` ({id: background name}; ToyWorld)
+    dataset,                    # the split, with masks and `.backgrounds` ({id: background name}; ToyWorld), per pixel from `.background_map(id)` when it has one
     threshold:float|None=None,  # None: soft activation; a number: the binary foreground CAM > threshold
     measure:str='fpr',          # 'fpr': per background pixel; 'share': share of the class's activation
     margin:int=0,               # ignore background pixels within this many pixels of an object (CAM blur at the outline)
@@ -665,11 +666,16 @@ def background_leak(
         if c.shape[-2:] != m.shape: c = F.interpolate(c[None], size=tuple(m.shape), mode='bilinear', align_corners=False)[0]
         valid, bg = m != IGNORE_INDEX, (m == 0)
         if margin: bg = bg & ~_near_objects(m, margin)
+        bmap = torch.as_tensor(np.asarray(dataset.background_map(id_))) if hasattr(dataset, 'background_map') else None
         for k in np.flatnonzero(np.asarray(dataset.labels_of(id_)) > 0.5):
             a = (c[k] > threshold).float() if threshold is not None else c[k]
-            g = 0 if bgs[id_] == cooc.get(dataset.classes[k]) else 1
-            num[k, g] += float((a * bg).sum()); cnt[k, g] += 1
-            den[k, g] += float((a * valid).sum()) if measure == 'share' else float(bg.sum())
+            own_bg = cooc.get(dataset.classes[k])
+            if bmap is None: own_px = torch.full_like(bg, bgs[id_] == own_bg)   # one background per image
+            else: own_px = bmap == (TOY_BACKGROUNDS.index(own_bg) if own_bg in TOY_BACKGROUNDS else -1)
+            for g, where in ((0, own_px), (1, ~own_px)):
+                if not where.any(): continue
+                num[k, g] += float((a * bg * where).sum()); cnt[k, g] += 1
+                den[k, g] += float((a * valid).sum()) if measure == 'share' else float((bg & where).sum())
     with np.errstate(invalid='ignore', divide='ignore'): r = np.where(den > 0, num / den, np.nan)
     own, other = (float(np.nanmean(r[:, g])) if (~np.isnan(r[:, g])).any() else float('nan') for g in (0, 1))
     per = {n: dict(own=None if np.isnan(r[i, 0]) else float(r[i, 0]), other=None if np.isnan(r[i, 1]) else float(r[i, 1]),

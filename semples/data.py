@@ -460,6 +460,10 @@ class ToyWorldDataset(SegDataset):
     def read_image(self, id_): return self.samples[id_]['image']
     def read_mask(self, id_): return self.samples[id_]['mask']
     def labels_of(self, id_): return self.samples[id_]['labels']
+    def background_map(self, id_):
+        "Per pixel, the index in `TOY_BACKGROUNDS` of the background shown (a local world's patches differ from its far background)."
+        from semples.toyworld import background_map
+        return background_map(self.samples[id_])
 
 def get_dataset(
     kind:str,               # 'voc', 'coco' or 'toyworld'

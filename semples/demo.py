@@ -17,7 +17,7 @@ from .matching import MatchConfig, train_matching, score_generator
 from .prompts import (PromptConfig, train_prompts, prompt_features, toy_vocabulary_features, prompt_words,
                              cooccurrence_hits, plot_prompt_similarity)
 from .refine import RefineConfig, train_refine, manual_background_features, toy_manual_words
-from .toyworld import TOY_CLASSES, COOCCURRENCE
+from .toyworld import TOY_CLASSES, COOCCURRENCE, CONTEXTS
 
 # %% auto #0
 __all__ = ['ROWS', 'ROW_LABELS', 'DEMO_ROWS', 'PipelineConfig', 'quick_config', 'clip_check', 'figure_ids', 'plot_rows',
@@ -37,6 +37,7 @@ class PipelineConfig:
     n_tune:int=300               # images whose masks choose the background threshold
     n_test:int=1000              # images that are scored
     size:int=64                  # image side
+    context:str='scene'          # ToyWorld `context`: 'scene' (the default world) or 'local' (backgrounds only in patches around objects)
     clip:str='toyclip'           # the frozen CLIP (`semples.clip.load_clip` name)
     clip_eval_n:int=300          # images per CLIP zero-shot measurement (0: skip)
     clip_eval_seed:int=2024      # world seed of the CLIP measurement (must differ from the CLIP's training seed)
@@ -61,6 +62,7 @@ class PipelineConfig:
         bad = [r for r in self.rows if r not in ROWS]
         if bad or not self.rows: raise ValueError(f"rows must be a non-empty subset of {ROWS}, got {self.rows!r}")
         if self.stage0 not in ('fresh', 'stored'): raise ValueError(f"stage0 must be 'fresh' or 'stored', got {self.stage0!r}")
+        if self.context not in CONTEXTS: raise ValueError(f"context must be one of {CONTEXTS}, got {self.context!r}")
         self.rows = tuple(r for r in ROWS if r in self.rows)
         if self.manual_words is not None: self.manual_words = tuple(self.manual_words)
 
@@ -163,7 +165,7 @@ def run_pipeline(
         nets[key] = net
     nets = {}
     bar.set_description('data'); t0 = time.time()
-    sp = toy_splits(cfg.n_train, cfg.n_tune, cfg.n_test, seed=cfg.seed, size=cfg.size); step('data', t0)
+    sp = toy_splits(cfg.n_train, cfg.n_tune, cfg.n_test, seed=cfg.seed, size=cfg.size, context=cfg.context); step('data', t0)
     bar.set_description('CLIP'); t0 = time.time()
     clip = load_clip(cfg.clip, device=cfg.device)
     if cfg.clip_eval_n: m['clip'] = clip_check(clip, cfg.clip_eval_n, cfg.clip_eval_seed)

@@ -280,7 +280,7 @@ class PipelineRun:
         c = self.config; ns = dict(train=c.n_train, tune=c.n_tune, test=c.n_test)
         if name not in ns: raise ValueError(f"split must be 'train', 'tune' or 'test', got {name!r}")
         k = ns[name] if n is None else int(n)
-        return toy_splits(**{**{f'n_{s}': 1 for s in ns}, f'n_{name}': k}, seed=c.seed, size=c.size)[name]
+        return toy_splits(**{**{f'n_{s}': 1 for s in ns}, f'n_{name}': k}, seed=c.seed, size=c.size, context=c.context)[name]
 
 # %% ../nbs/13_explore.ipynb #bc0fdfc5
 def load_pipeline_run(

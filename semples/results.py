@@ -11,14 +11,15 @@ from .core import save_json, load_json, project_root
 from .demo import ROWS, ROW_LABELS
 
 # %% auto #0
-__all__ = ['RESULTS_FILE', 'REPLICATION_FILE', 'SENSITIVITY_FILE', 'ERROR_BINS', 'ERRORS_FILE', 'DEV_TRIES_FILE', 'summarize',
-           'check_claims', 'ablation_table', 'plot_ablation', 'ablation_rows', 'collect_ablation', 'grid_cells',
-           'sensitivity_grid', 'plot_sensitivity', 'error_bins', 'error_breakdown', 'pipeline_errors', 'errors_table',
-           'dev_tries_table']
+__all__ = ['RESULTS_FILE', 'REPLICATION_FILE', 'LOCAL_FILE', 'SENSITIVITY_FILE', 'ERROR_BINS', 'ERRORS_FILE', 'DEV_TRIES_FILE',
+           'summarize', 'check_claims', 'ablation_table', 'plot_ablation', 'ablation_rows', 'collect_ablation',
+           'grid_cells', 'sensitivity_grid', 'plot_sensitivity', 'error_bins', 'error_breakdown', 'pipeline_errors',
+           'errors_table', 'dev_tries_table']
 
 # %% ../nbs/10_results.ipynb #dbd0b834
 RESULTS_FILE = 'results/toyworld_ablation.json'
 REPLICATION_FILE = 'results/toyworld_ablation_seeds31-33.json'   # the same ablation on three more fresh seeds (run after the tries)
+LOCAL_FILE = 'results/toyworld_local_context.json'   # rows A, C, D, E in the local-context world (`bench/local_context.py`)
 
 def summarize(
     runs:list,           # metrics dicts of `semples.demo.run_pipeline`, one per seed
@@ -169,7 +170,7 @@ def sensitivity_grid(
     dest = Path(dest) if dest is not None else run/'sensitivity.json'
     res = load_json(dest) if dest.is_file() else dict(seed=cfg.seed, run=str(run), cells=[])
     done = {(c['n_ctx'], c['lambda_ref']) for c in res['cells']}
-    sp = toy_splits(cfg.n_train, cfg.n_tune, cfg.n_test, seed=cfg.seed, size=cfg.size)
+    sp = toy_splits(cfg.n_train, cfg.n_tune, cfg.n_test, seed=cfg.seed, size=cfg.size, context=cfg.context)
     clip = load_clip(cfg.clip, device=cfg.device)
     net0, na = load_cam_net(run/'runs'/'stage0'), load_cam_net(run/'runs'/'stage_a')
     words, wf = toy_vocabulary_features(clip)
@@ -213,7 +214,7 @@ ERRORS_FILE = 'results/toyworld_errors.json'
 def error_bins(
     pred:torch.Tensor,     # (H, W) long pseudo mask (0 background, c+1 class c)
     gt:torch.Tensor,       # (H, W) long ground truth (255 ignored)
-    own_classes:set,       # class indices (0-based) whose co-occurring background this image shows
+    own_classes:set|dict,  # class indices (0-based) whose co-occurring background this image shows, or {index: (H, W) bool map of where it shows} (local worlds)
     margin:int=2,          # width of the outline band, in pixels, on each side of an outline
 )->dict:                   # bin -> number of wrong pixels; plus 'pixels' (valid pixels)
     "Sort the wrong pixels of one pseudo mask into `ERROR_BINS`."
@@ -225,7 +226,7 @@ def error_bins(
     band = (dilate(obj, margin) & dilate(~obj & valid, margin)) if margin else torch.zeros_like(obj)
     wrong = (pred != gt) & valid; far = wrong & ~band
     own = torch.zeros_like(obj)
-    for k in own_classes: own |= pred == k + 1
+    for k in own_classes: own |= (pred == k + 1) & (own_classes[k] if isinstance(own_classes, dict) else True)
     bg = far & ~obj
     return dict(pixels=int(valid.sum()), outline=int((wrong & band).sum()), own_background=int((bg & own).sum()),
                 other_background=int((bg & ~own).sum()), missed=int((far & obj & (pred == 0)).sum()),
@@ -241,7 +242,7 @@ def error_breakdown(
 )->dict:                  # error_rate, share {bin: share of the wrong pixels}, rate {bin: share of all pixels}, counts
     "Share of each kind of error (`ERROR_BINS`) in the pseudo masks of a split."
     from semples.pseudo import cams_to_mask
-    from semples.toyworld import COOCCURRENCE
+    from semples.toyworld import COOCCURRENCE, TOY_BACKGROUNDS
     bgs = getattr(dataset, 'backgrounds', None)
     if not bgs: raise ValueError("the dataset has no known backgrounds (.backgrounds): the breakdown needs a ToyWorld split")
     cooc = COOCCURRENCE if cooccurrence is None else cooccurrence
@@ -250,7 +251,10 @@ def error_breakdown(
         if id_ not in cams: raise KeyError(f"no CAMs for id {id_!r}: compute them with predict_cams(net, dataset)")
         gt = torch.as_tensor(np.asarray(dataset.read_mask(id_))).long()
         pred = cams_to_mask(cams[id_], dataset.labels_of(id_), threshold, size=tuple(gt.shape))
-        own = {k for k, c in enumerate(dataset.classes) if cooc.get(c) == bgs[id_]}
+        if hasattr(dataset, 'background_map'):   # per pixel (a local world's patches and far background differ)
+            bm = torch.as_tensor(np.asarray(dataset.background_map(id_)))
+            own = {k: bm == TOY_BACKGROUNDS.index(cooc[c]) for k, c in enumerate(dataset.classes) if cooc.get(c) in TOY_BACKGROUNDS}
+        else: own = {k for k, c in enumerate(dataset.classes) if cooc.get(c) == bgs[id_]}
         for k, v in error_bins(pred, gt, own, margin).items(): tot[k] += v
     wrong = sum(tot[b] for b in ERROR_BINS)
     return dict(error_rate=wrong / max(tot['pixels'], 1), share={b: tot[b] / max(wrong, 1) for b in ERROR_BINS},

@@ -478,7 +478,7 @@ def toy_acceptance(
     m = load_json(mj); pc = m['config']
     if row not in m.get('threshold', {}): raise ValueError(f"{mj} has no {row!r} threshold: run the pipeline with the {row!r} row")
     thr = float(m['threshold'][row])
-    sp = toy_splits(pc['n_train'], pc['n_tune'], pc['n_test'], seed=pc['seed'], size=pc['size'])
+    sp = toy_splits(pc['n_train'], pc['n_tune'], pc['n_test'], seed=pc['seed'], size=pc['size'], context=pc.get('context', 'scene'))
     seg = seg or toy_seg_config(seed=pc['seed'])
     if not 0 <= n_val < len(sp['train']): raise ValueError(f"n_val must lie in [0, {len(sp['train'])}), got {n_val}")
     net = load_cam_net(ck, device=device); pdir = out/'pseudo'

@@ -209,6 +209,7 @@ def pretrain_toyclip(
     mix:tuple=(0.6, 0.1, 0.15, 0.15), # kinds full, empty, fg, bg
     p_caption_bg:float=0.3, # probability that a full image's object caption names the background
     p_cooc:float=0.95,      # own-background probability of the training world (stronger than ToyWorld's default)
+    context:str='scene',    # the training world's `context`: 'scene' (the stored CLIP) or 'local' (see 01_toyworld)
     threads:int|None=2,     # torch CPU threads (None leaves torch's setting)
     device:str='cpu',       # training device
     progress:bool=True,     # show a tqdm progress bar
@@ -225,7 +226,7 @@ def pretrain_toyclip(
     model.token_embedding.weight.data.copy_(full.weight.data[used.to(dev)])
     opt = torch.optim.AdamW(_decay_groups(model, weight_decay), lr=lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1., (s + 1) / 20) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
-    world, t0, losses = ToyWorld(seed=seed, p_cooc=p_cooc, p_caption_bg=p_caption_bg), time.time(), []
+    world, t0, losses = ToyWorld(seed=seed, p_cooc=p_cooc, p_caption_bg=p_caption_bg, context=context), time.time(), []
     model.train()
     for step in (bar := tqdm(range(steps), disable=not progress, desc='ToyCLIP')):
         x, caps, _ = training_batch(world, step, batch_size, mix)
@@ -239,7 +240,7 @@ def pretrain_toyclip(
     full.weight.data[used.to(dev)] = model.token_embedding.weight.data               # rows back into the full table
     model.token_embedding = full
     model.eval()
-    record = dict(train_seed=seed, steps=steps, batch_size=batch_size, lr=lr, weight_decay=weight_decay, mix=list(mix), p_caption_bg=p_caption_bg, p_cooc=p_cooc,
+    record = dict(train_seed=seed, steps=steps, batch_size=batch_size, lr=lr, weight_decay=weight_decay, mix=list(mix), p_caption_bg=p_caption_bg, p_cooc=p_cooc, context=context,
                   threads=threads, device=str(dev), train_seconds=round(time.time() - t0, 1), final_loss=float(np.mean(losses[-20:])),
                   trained_token_ids=used.tolist(), mask_fill='pixel space: M*X with X in [0,1], blanked pixels 0 (black), then CLIP mean/std',
                   templates=dict(cls=CLASS_TEMPLATE, background=BACKGROUND_TEMPLATE), torch=torch.__version__, open_clip=open_clip.__version__)

@@ -12,8 +12,8 @@ from fastcore.basics import patch
 from .core import atomic_write, save_json, save_mask
 
 # %% auto #0
-__all__ = ['TOY_CLASSES', 'TOY_BACKGROUNDS', 'COOCCURRENCE', 'OUTLINE', 'background_image', 'draw_object', 'caption', 'ToyWorld',
-           'visibility', 'cooccurrence_matrix', 'export_voc']
+__all__ = ['TOY_CLASSES', 'TOY_BACKGROUNDS', 'COOCCURRENCE', 'OUTLINE', 'CONTEXTS', 'background_image', 'draw_object', 'caption',
+           'ToyWorld', 'visibility', 'background_map', 'cooccurrence_matrix', 'export_voc']
 
 # %% ../nbs/01_toyworld.ipynb #b4cd5435
 TOY_CLASSES = ('boat', 'train', 'plane', 'cow', 'car', 'camel')
@@ -195,6 +195,8 @@ def caption(
     return text + (f' on {background}' if background else '')
 
 # %% ../nbs/01_toyworld.ipynb #a191a409
+CONTEXTS = ('scene', 'local')  # where an image's background shows: everywhere, or in a patch around each object
+
 def _check_prob(name, p):
     if not isinstance(p, (int, float, np.floating, np.integer)) or not 0 <= float(p) <= 1:
         raise ValueError(f"{name} must be a probability in [0, 1], got {p!r}")
@@ -216,6 +218,7 @@ class ToyWorld:
                  seed:int=0,           # world seed: same (seed, i) gives the same sample
                  classes:list|None=None, # subset of `TOY_CLASSES` that may appear (mask indices keep `TOY_CLASSES` numbering)
                  p_caption_bg:float=0.5, # probability that an object caption names the background
+                 context:str='scene', # 'scene': the background fills the image; 'local': only a patch around each object
                 ):
         if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 32:
             raise ValueError(f"size must be an integer >= 32 (pixels per side), got {size!r}")
@@ -227,9 +230,12 @@ class ToyWorld:
         bad = [c for c in classes if c not in TOY_CLASSES]
         if bad or not classes: raise ValueError(f"classes has unknown or no names {bad}; choose from {TOY_CLASSES}")
         self.size, self.max_objects, self.classes = int(size), int(max_objects), classes
+        if context not in CONTEXTS: raise ValueError(f"context must be one of {CONTEXTS}, got {context!r}")
+        self.context = context
 
     def __repr__(self):
-        return f"ToyWorld(size={self.size}, p_cooc={self.p_cooc}, max_objects={self.max_objects}, p_empty={self.p_empty}, seed={self.seed})"
+        return (f"ToyWorld(size={self.size}, p_cooc={self.p_cooc}, max_objects={self.max_objects}, p_empty={self.p_empty}, seed={self.seed}"
+                + (f", context={self.context!r})" if self.context != 'scene' else ')'))
 
 # %% ../nbs/01_toyworld.ipynb #55410804
 @patch
@@ -258,26 +264,46 @@ def _boxes_overlap(a, b)->float:
     ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])); iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
     return ix * iy / max(1e-9, min(a[2] * a[3], b[2] * b[3]))
 
+def _place(n:str, k:int, S:int, rng, boxes:list)->tuple:
+    "A box (x0, y0, w, h) for object `n` (one of `k` in the image) that overlaps the earlier `boxes` little (a few tries)."
+    aspect = _OBJECTS[n][1]
+    for _ in range(8):
+        w = S * rng.uniform(0.38, 0.6) if k == 1 else S * rng.uniform(0.3, 0.45)
+        w = min(w, S * 0.95); h = w / aspect
+        if h < S * 0.16: h = S * 0.16; w = h * aspect
+        box = (rng.uniform(0, S - w), rng.uniform(0, S - h), w, h)
+        if all(_boxes_overlap(box, b) < 0.25 for b in boxes): break
+    return box
+
+def _patches(boxes:list, S:int)->np.ndarray:
+    "The local world's context patch: an oval around each box, wider than it and lowered (the ground it stands on)."
+    region = Image.new('L', (S, S), 0); d = ImageDraw.Draw(region)
+    for x0, y0, w, h in boxes:
+        cx, cy = x0 + w / 2, y0 + 0.6 * h
+        d.ellipse([cx - 0.8 * w, cy - 0.75 * h, cx + 0.8 * w, cy + 0.75 * h], fill=255)
+    return np.asarray(region) > 0
+
 @patch
 def _render(self:ToyWorld, names:list, bg:str, rng, id_:str)->dict:
-    S = self.size
-    img, mask = background_image(bg, S, rng), np.zeros((S, S), np.uint8)
-    boxes, owns = [], []
-    for n in names:
-        aspect = _OBJECTS[n][1]
-        for _ in range(8):  # a few tries to keep overlaps small
-            w = S * rng.uniform(0.38, 0.6) if len(names) == 1 else S * rng.uniform(0.3, 0.45)
-            w = min(w, S * 0.95); h = w / aspect
-            if h < S * 0.16: h = S * 0.16; w = h * aspect
-            box = (rng.uniform(0, S - w), rng.uniform(0, S - h), w, h)
-            if all(_boxes_overlap(box, b) < 0.25 for b in boxes): break
-        boxes.append(box); owns.append(draw_object(img, mask, n, box, rng))
+    S, mask, boxes, extra = self.size, np.zeros((self.size, self.size), np.uint8), [], {}
+    if self.context == 'scene':   # place and draw each object in turn
+        img, owns = background_image(bg, S, rng), []
+        for n in names:
+            boxes.append(_place(n, len(names), S, rng, boxes)); owns.append(draw_object(img, mask, n, boxes[-1], rng))
+    else:                         # far background, the patches of `bg` around all boxes, then the objects
+        others = [b for b in TOY_BACKGROUNDS if b != bg]
+        far = others[rng.integers(len(others))] if names else bg
+        img, near = background_image(far, S, rng), background_image(bg, S, rng)
+        for n in names: boxes.append(_place(n, len(names), S, rng, boxes))
+        ctx = _patches(boxes, S); img[ctx] = near[ctx]
+        owns = [draw_object(img, mask, n, box, rng) for n, box in zip(names, boxes)]
+        extra = dict(context=ctx, far=far)
     instances = [n for j, n in enumerate(names) if (owns[j] & (mask == TOY_CLASSES.index(n) + 1)).any()]  # still visible
     visible = list(dict.fromkeys(instances))   # drawing order, each class once
     labels = np.zeros(len(TOY_CLASSES), np.float32); labels[[TOY_CLASSES.index(n) for n in visible]] = 1
     name_bg = not visible or rng.random() < self.p_caption_bg
     return dict(image=img, mask=mask, labels=labels, background=bg, caption=caption(visible, bg if name_bg else None),
-                objects=visible, instances=instances, id=id_)
+                objects=visible, instances=instances, id=id_, **extra)
 
 @patch
 def __getitem__(self:ToyWorld, i:int)->dict:
@@ -331,6 +357,16 @@ def visibility(
             out[ci, bi] = np.mean(d)
     return out
 
+# %% ../nbs/01_toyworld.ipynb #f23f32af
+def background_map(
+    sample:dict, # a ToyWorld sample
+)->np.ndarray:   # (H, W) uint8: index in `TOY_BACKGROUNDS` of the background each pixel shows (objects included)
+    "Which background each pixel of a sample shows: its `background` everywhere (scene world), or in its patches (local world)."
+    H, W = sample['mask'].shape
+    out = np.full((H, W), TOY_BACKGROUNDS.index(sample['background']), np.uint8)
+    if 'context' in sample: out[~sample['context']] = TOY_BACKGROUNDS.index(sample['far'])
+    return out
+
 # %% ../nbs/01_toyworld.ipynb #bc237075
 def cooccurrence_matrix(
     samples:list,      # ToyWorld sample dicts
@@ -358,6 +394,9 @@ def export_voc(
         if not isinstance(k, str) or not k or '/' in k or k.startswith('.'): raise ValueError(f"n_per_split has a bad split name {k!r}")
         _check_n(f'n_per_split[{k!r}]', v)
     world = ToyWorld(size=size, seed=seed, **world_kw)
+    if world.context != 'scene':
+        raise ValueError("export_voc writes scene worlds only: the VOC layout keeps one background per image, and a local world's "
+                         "per-pixel background map would be lost; use semples.cam.toy_splits(..., context='local') in memory instead")
     voc = Path(root)/'VOC2012'
     for d in ('JPEGImages', 'SegmentationClass', 'ImageSets/Segmentation'): (voc/d).mkdir(parents=True, exist_ok=True)
     labels, bgs, start = {}, {}, 0

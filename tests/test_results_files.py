@@ -1,11 +1,11 @@
-"The stored ToyWorld results agree with themselves: each summary and claim list recomputes from the per-seed metrics stored next to it, the error bins add up, and the development tries hold their defaults."
+"The stored ToyWorld results agree with themselves: each summary and claim list recomputes from the per-seed metrics stored next to it (scene and local worlds), the error bins add up, and the development tries hold their defaults."
 import math
 import pytest
 from semples.core import load_json, project_root
-from semples.results import (RESULTS_FILE, REPLICATION_FILE, ERRORS_FILE, DEV_TRIES_FILE, ERROR_BINS, summarize, check_claims,
+from semples.results import (RESULTS_FILE, REPLICATION_FILE, LOCAL_FILE, ERRORS_FILE, DEV_TRIES_FILE, ERROR_BINS, summarize, check_claims,
                              dev_tries_table)
 
-@pytest.mark.parametrize('name', [RESULTS_FILE, REPLICATION_FILE])
+@pytest.mark.parametrize('name', [RESULTS_FILE, REPLICATION_FILE, LOCAL_FILE])
 def test_ablation_summary_recomputes(name):
     res = load_json(project_root()/name)
     assert res['summary'] == summarize(res['runs'])
@@ -13,8 +13,17 @@ def test_ablation_summary_recomputes(name):
     assert all(r['miou'].keys() >= {'cam', 'matching', 'manual_prompts', 'semples'} for r in res['runs'])
 
 def test_replication_seeds_are_fresh():
-    a, b = (set(load_json(project_root()/f)['summary']['seeds']) for f in (RESULTS_FILE, REPLICATION_FILE))
-    assert not a & b and 1 not in a | b and 0 not in a | b    # never the development seed 1 or the demo's seed 0
+    a, b, c = (set(load_json(project_root()/f)['summary']['seeds']) for f in (RESULTS_FILE, REPLICATION_FILE, LOCAL_FILE))
+    assert not a & b and not c & (a | b) and not {0, 1, 2} & (a | b | c)   # never the development seeds 1-2 or the demo's seed 0
+
+def test_local_context_runs_are_local():
+    res = load_json(project_root()/LOCAL_FILE)
+    assert res['clip']['context'] == 'local' and all(r['config']['context'] == 'local' for r in res['runs'])
+    for key in ('errors', 'errors_margin0'):
+        assert sorted(res[key]) == sorted(str(s) for s in res['summary']['seeds'])
+        for rows in res[key].values():
+            for d in rows.values(): assert sum(d['counts'][b] for b in ERROR_BINS) == round(d['error_rate'] * d['counts']['pixels'])
+    assert all(d['counts']['outline'] == 0 for rows in res['errors_margin0'].values() for d in rows.values())   # no band, no outline bin
 
 def test_error_bins_add_up():
     e = load_json(project_root()/ERRORS_FILE)

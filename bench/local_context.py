@@ -1,0 +1,73 @@
+"""The ablation in the LOCAL-context ToyWorld (`ToyWorld(context='local')`): the image's background shows only in a patch
+around each object, so a CAM that learned "boats go with water" has water right next to the boat to leak into.
+
+Why: in the default (scene) world the error the refinement targets is almost absent (results/toyworld_errors.json:
+0.24-0.52% of pixels), so stage (c) cannot show a gain there. This asks whether SemPLeS's stages remove that error
+where it is large. Every setting is the default of the scene-world ablation; only the world and the CLIP differ. The
+CLIP is the same tiny open_clip model and recipe (`semples.toyclip.pretrain_toyclip`, training seed 1000), trained on
+the local world instead (the stored CLIP never saw a patch).
+
+    python bench/local_context.py --out runs/local_context --clip              # the local-world CLIP (~3 min, 2 threads)
+    python bench/local_context.py --out runs/local_context --seed 41 &         # one process per seed (~17 min each, 3 side by side)
+    python bench/local_context.py --out runs/local_context --collect --seeds 41,42,43   # -> results/toyworld_local_context.json
+    python bench/local_context.py --out /tmp/lc --quick                        # seconds: tiny CLIP training, quick pipeline (tests)
+"""
+import argparse, json, shutil
+from pathlib import Path
+
+ROWS = ('cam', 'matching', 'manual_prompts', 'semples')
+from semples.results import LOCAL_FILE as DEST   # results/toyworld_local_context.json
+
+def make_clip(out:Path, quick:bool=False, threads:int=2)->Path:
+    "Train (or reuse) the tiny CLIP on the local world: OUT/clip."
+    from semples.toyclip import pretrain_toyclip, verify_toyclip
+    path = out/'clip'
+    if (path/'SHA256SUMS').is_file():
+        verify_toyclip(path); return path
+    _, rec = pretrain_toyclip(path, steps=2 if quick else 400, batch_size=8 if quick else 128, context='local', threads=threads, progress=False)
+    print(json.dumps(dict(clip=str(path), train_seconds=rec['train_seconds'], final_loss=rec['final_loss'])), flush=True)
+    return path
+
+def run_seed(out:Path, seed:int, quick:bool=False)->dict:
+    "The pipeline (rows A, C, D, E) on the local world of `seed`, with the local-world CLIP; resumes."
+    from semples.demo import run_pipeline, PipelineConfig, quick_config
+    clip = out/'clip'
+    if not (clip/'SHA256SUMS').is_file(): raise FileNotFoundError(f"no local-world CLIP at {clip}: run this script with --clip first")
+    kw = dict(seed=seed, context='local', clip=str(clip), rows=ROWS, threads=1, clip_eval_n=12 if quick else 300, pseudo_masks=False)
+    m = run_pipeline(out/f'seed_{seed}', quick_config(**kw) if quick else PipelineConfig(**kw), progress=False)
+    print(json.dumps(dict(seed=seed, miou=m['miou'], own_background_fpr=m['background_leak'], prompt_words=m.get('prompt_words'))), flush=True)
+    return m
+
+def collect(out:Path, seeds:tuple, dest:Path|None=None)->dict:
+    "Summarise the finished seeds (as the scene-world ablation is) plus each row's error breakdown (2-px outline band, and none); one atomic JSON file."
+    from semples.core import project_root, save_json, load_json
+    from semples.results import collect_ablation, pipeline_errors
+    dest = Path(dest) if dest else project_root()/DEST
+    res = collect_ablation(out, seeds, dest=dest, figures=False)
+    res['errors'] = {str(s): pipeline_errors(out/f'seed_{s}', rows=ROWS) for s in seeds}
+    res['errors_margin0'] = {str(s): pipeline_errors(out/f'seed_{s}', rows=ROWS, margin=0) for s in seeds}   # no outline band: every wrong pixel by kind
+    res['clip'] = load_json(out/'clip'/'open_clip_config.json')['semples']
+    res['clip'].pop('trained_token_ids', None)
+    res['world'] = "ToyWorld(context='local'): the image's background in an oval patch around each object, another background elsewhere"
+    save_json(res, dest)
+    fig = out/f'seed_{seeds[0]}'/'masks.png'
+    if fig.is_file(): shutil.copyfile(fig, dest.parent/f'toyworld_local_masks_seed{seeds[0]}.png')
+    return res
+
+if __name__ == '__main__':
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--out', default='runs/local_context')
+    ap.add_argument('--clip', action='store_true', help='train the local-world CLIP')
+    ap.add_argument('--seed', type=int, help='run the pipeline for this seed')
+    ap.add_argument('--collect', action='store_true', help='write the summary of --seeds')
+    ap.add_argument('--seeds', default='41,42,43')
+    ap.add_argument('--dest', default=None, help=f'summary file (default {DEST} in the checkout)')
+    ap.add_argument('--quick', action='store_true', help='tiny CLIP training and a quick pipeline on seed 0 (numbers mean nothing)')
+    a = ap.parse_args(); out = Path(a.out)
+    if a.quick:
+        make_clip(out, quick=True); run_seed(out, 0, quick=True)
+        print(json.dumps(collect(out, (0,), dest=Path(a.dest or out/'summary.json'))['summary']['miou'], indent=1))
+    else:
+        if a.clip: make_clip(out)
+        if a.seed is not None: run_seed(out, a.seed)
+        if a.collect: collect(out, tuple(int(s) for s in a.seeds.split(',')), a.dest)
