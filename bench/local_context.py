@@ -10,6 +10,7 @@ the local world instead (the stored CLIP never saw a patch).
     python bench/local_context.py --out runs/local_context --clip              # the local-world CLIP (~3 min, 2 threads)
     python bench/local_context.py --out runs/local_context --seed 41 &         # one process per seed (~17 min each, 3 side by side)
     python bench/local_context.py --out runs/local_context --collect --seeds 41,42,43   # -> results/toyworld_local_context.json
+    python bench/local_context.py --out runs/local_dev --seed 1 --ref-tries 0.5,1,2   # development seed: stage (c) at other lambda_ref
     python bench/local_context.py --out /tmp/lc --quick                        # seconds: tiny CLIP training, quick pipeline (tests)
 """
 import argparse, json, shutil
@@ -38,6 +39,35 @@ def run_seed(out:Path, seed:int, quick:bool=False)->dict:
     print(json.dumps(dict(seed=seed, miou=m['miou'], own_background_fpr=m['background_leak'], prompt_words=m.get('prompt_words'))), flush=True)
     return m
 
+def ref_tries(out:Path, seed:int, lambdas)->list:
+    "Retrain stage (c) of a finished seed at other `lambda_ref` (same stage-0 net and prompts), scored like the rows; OUT/seed_S/ref_tries.jsonl."
+    from dataclasses import asdict
+    from semples.explore import load_pipeline_run
+    from semples.refine import RefineConfig, train_refine
+    from semples.prompts import prompt_features
+    from semples.matching import score_generator
+    folder = out/f'seed_{seed}'; log = folder/'ref_tries.jsonl'
+    run = load_pipeline_run(folder)
+    tune, test, train = run.split('tune'), run.split('test'), run.split('train')
+    base = run.config.stage_configs()['refine']; pf = prompt_features(run.prompts)
+    recs = [json.loads(l) for l in log.read_text().splitlines() if l] if log.is_file() else []
+    for lam in lambdas:
+        if any(r['lambda_ref'] == lam for r in recs): continue
+        cfg = RefineConfig(**{**asdict(base), 'lambda_ref': lam})
+        net, _ = train_refine(run.nets['cam'], train, run.clip, pf, cfg, out=folder/f'ref_{lam:g}', progress=False)
+        r = score_generator(net.eval(), tune, test)
+        recs.append(dict(seed=seed, lambda_ref=lam, steps=cfg.steps, miou=r['miou'], threshold=r['threshold'], own_background_fpr=r['background_leak']))
+        with open(log, 'a') as f: f.write(json.dumps(recs[-1]) + '\n')
+        print(json.dumps(recs[-1]), flush=True)
+    return recs
+
+def profile(out:Path, seed:int, n:int=64)->dict:
+    "`semples.results.objective_profile` of the local world's CLIP on the first `n` test images of `seed`."
+    from semples.clip import load_clip
+    from semples.cam import toy_splits
+    from semples.results import objective_profile
+    return objective_profile(load_clip(str(out/'clip')), toy_splits(1, 1, n, seed=seed, context='local')['test'], n=n)
+
 def collect(out:Path, seeds:tuple, dest:Path|None=None)->dict:
     "Summarise the finished seeds (as the scene-world ablation is) plus each row's error breakdown (2-px outline band, and none); one atomic JSON file."
     from semples.core import project_root, save_json, load_json
@@ -46,6 +76,10 @@ def collect(out:Path, seeds:tuple, dest:Path|None=None)->dict:
     res = collect_ablation(out, seeds, dest=dest, figures=False)
     res['errors'] = {str(s): pipeline_errors(out/f'seed_{s}', rows=ROWS) for s in seeds}
     res['errors_margin0'] = {str(s): pipeline_errors(out/f'seed_{s}', rows=ROWS, margin=0) for s in seeds}   # no outline band: every wrong pixel by kind
+    res['objective_profile'] = profile(out, seeds[0], n=8 if seeds == (0,) else 64)
+    res['objective_profile_images'] = f"the first {8 if seeds == (0,) else 64} test images of seed {seeds[0]}"
+    logs = {s: out/f'seed_{s}'/'ref_tries.jsonl' for s in seeds}
+    res['ref_tries'] = {str(s): [json.loads(l) for l in p.read_text().splitlines() if l] for s, p in logs.items() if p.is_file()}
     res['clip'] = load_json(out/'clip'/'open_clip_config.json')['semples']
     res['clip'].pop('trained_token_ids', None)
     res['world'] = "ToyWorld(context='local'): the image's background in an oval patch around each object, another background elsewhere"
@@ -62,12 +96,15 @@ if __name__ == '__main__':
     ap.add_argument('--collect', action='store_true', help='write the summary of --seeds')
     ap.add_argument('--seeds', default='41,42,43')
     ap.add_argument('--dest', default=None, help=f'summary file (default {DEST} in the checkout)')
+    ap.add_argument('--ref-tries', default=None, help='with --seed: comma-separated lambda_ref values for stage (c) retrained on that seed')
     ap.add_argument('--quick', action='store_true', help='tiny CLIP training and a quick pipeline on seed 0 (numbers mean nothing)')
     a = ap.parse_args(); out = Path(a.out)
     if a.quick:
-        make_clip(out, quick=True); run_seed(out, 0, quick=True)
+        make_clip(out, quick=True); run_seed(out, 0, quick=True); ref_tries(out, 0, [0.5])
         print(json.dumps(collect(out, (0,), dest=Path(a.dest or out/'summary.json'))['summary']['miou'], indent=1))
     else:
         if a.clip: make_clip(out)
-        if a.seed is not None: run_seed(out, a.seed)
+        if a.seed is not None:
+            run_seed(out, a.seed)
+            if a.ref_tries: ref_tries(out, a.seed, [float(v) for v in a.ref_tries.split(',')])
         if a.collect: collect(out, tuple(int(s) for s in a.seeds.split(',')), a.dest)

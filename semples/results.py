@@ -11,15 +11,17 @@ from .core import save_json, load_json, project_root
 from .demo import ROWS, ROW_LABELS
 
 # %% auto #0
-__all__ = ['RESULTS_FILE', 'REPLICATION_FILE', 'LOCAL_FILE', 'SENSITIVITY_FILE', 'ERROR_BINS', 'ERRORS_FILE', 'DEV_TRIES_FILE',
-           'summarize', 'check_claims', 'ablation_table', 'plot_ablation', 'ablation_rows', 'collect_ablation',
-           'grid_cells', 'sensitivity_grid', 'plot_sensitivity', 'error_bins', 'error_breakdown', 'pipeline_errors',
-           'errors_table', 'dev_tries_table']
+__all__ = ['RESULTS_FILE', 'REPLICATION_FILE', 'LOCAL_FILE', 'LOCAL_DEV_FILE', 'SENSITIVITY_FILE', 'ERROR_BINS', 'ERRORS_FILE',
+           'DEV_TRIES_FILE', 'PROFILE_RADII', 'summarize', 'check_claims', 'ablation_table', 'plot_ablation',
+           'ablation_rows', 'collect_ablation', 'grid_cells', 'sensitivity_grid', 'plot_sensitivity', 'error_bins',
+           'error_breakdown', 'pipeline_errors', 'errors_table', 'dev_tries_table', 'grow_masks', 'objective_profile',
+           'plot_profile']
 
 # %% ../nbs/10_results.ipynb #dbd0b834
 RESULTS_FILE = 'results/toyworld_ablation.json'
 REPLICATION_FILE = 'results/toyworld_ablation_seeds31-33.json'   # the same ablation on three more fresh seeds (run after the tries)
 LOCAL_FILE = 'results/toyworld_local_context.json'   # rows A, C, D, E in the local-context world (`bench/local_context.py`)
+LOCAL_DEV_FILE = 'results/toyworld_local_dev.json'   # the same on the development seeds 1, 2, plus stage (c) at larger lambda_ref
 
 def summarize(
     runs:list,           # metrics dicts of `semples.demo.run_pipeline`, one per seed
@@ -304,3 +306,61 @@ def dev_tries_table(d:dict)->str:
         lines.append(f"| {r['try']}{' (' + ROW_LABELS[key] + ')' if r['row'] else ''} | {r['step'] or ''} | {100 * r['miou']:.2f} | "
                      f"{100 * (r['miou'] - base[key]['miou']):+.2f} | {pct(r.get('leak'))} |")
     return '\n'.join(lines)
+
+# %% ../nbs/10_results.ipynb #ae8ee786
+PROFILE_RADII = (-2, -1, 0, 1, 2, 3, 4, 6)
+
+def grow_masks(
+    masks:torch.Tensor, # (P, H, W) bool
+    r:int,              # pixels: > 0 grows (dilation), < 0 shrinks (erosion), 0 keeps
+)->torch.Tensor:        # (P, H, W) bool
+    "Grow or shrink binary masks by `r` pixels (square neighbourhood)."
+    from semples.cam import dilate
+    return torch.stack([dilate(m, r) if r > 0 else ~dilate(~m, -r) if r < 0 else m for m in masks.bool()]) if len(masks) else masks.bool()
+
+def objective_profile(
+    clip,                  # the frozen CLIP (`semples.clip.load_clip`)
+    dataset,               # a ToyWorld split with exact masks
+    n:int=64,              # images (the first n)
+    radii=PROFILE_RADII,   # mask growths to try, pixels
+    cfg=None,              # a `RefineConfig` (lambda_bg, lambda_ref, template, similarity maps); `RefineConfig()` when None
+    cooccurrence:dict|None=None, # class -> its background word (default ToyWorld's `COOCCURRENCE`)
+)->dict:                   # radius -> {l_fg, l_bg, l_ref (weighted), match, total, s_fg, s_bg, s_ref, area}
+    "The SemPLeS losses of each present class's exact mask grown or shrunk by a few pixels."
+    from semples.cam import collate
+    from semples.clip import cosine, positive_pairs
+    from semples.matching import sim_max_loss, sim_min_loss
+    from semples.refine import RefineConfig
+    from semples.toyworld import COOCCURRENCE
+    cfg = cfg or RefineConfig(); cooc = COOCCURRENCE if cooccurrence is None else cooccurrence
+    if n < 1 or len(dataset) < 1: raise ValueError(f"need at least one image (n={n}, dataset of {len(dataset)})")
+    b = collate([dataset[i] for i in range(min(n, len(dataset)))])
+    pairs = positive_pairs(b['labels']); gt = b['mask'].long()
+    text = clip.class_text_features(list(dataset.classes), (cfg.template,))
+    bg_text = clip.class_text_features([cooc[c] for c in dataset.classes], ('a photo of {}.',))
+    exact = torch.stack([gt[i] == k + 1 for i, k in zip(*(p.tolist() for p in pairs))])
+    out = {}
+    for r in radii:
+        m = grow_masks(exact, r)
+        with torch.no_grad(): fg, bg = clip.encode_masked(b['image'], m.float(), pairs)
+        s_fg, s_bg, s_ref = cosine(fg, text[pairs[1]]), cosine(bg, text[pairs[1]]), cosine(fg, bg_text[pairs[1]])
+        d = dict(l_fg=sim_max_loss(s_fg, cfg.sim_map).item(), l_bg=cfg.lambda_bg * sim_min_loss(s_bg, cfg.sim_map).item(),
+                 l_ref=cfg.lambda_ref * sim_min_loss(s_ref, cfg.ref_sim_map).item(),
+                 s_fg=s_fg.mean().item(), s_bg=s_bg.mean().item(), s_ref=s_ref.mean().item(), area=m.float().mean().item())
+        out[int(r)] = dict(d, match=d['l_fg'] + d['l_bg'], total=d['l_fg'] + d['l_bg'] + d['l_ref'])
+    return out
+
+def plot_profile(profiles:dict, axs=None):
+    "Per world: the three weighted terms and their sum against the mask growth r; the sum's minimum marked."
+    axs = axs if axs is not None else plt.subplots(1, len(profiles), figsize=(5.2 * len(profiles), 3.2), squeeze=False)[1][0]
+    for ax, (name, p) in zip(axs, profiles.items()):
+        r = sorted(int(k) for k in p); g = lambda key: [p[k][key] for k in (str(x) if str(x) in p else x for x in r)]
+        tot, m0 = g('total'), g('match')
+        ax.plot(r, [v - m0[r.index(0)] for v in m0], 'o-', label='L_fg + lambda_bg L_bg (stage a)')
+        ax.plot(r, [v - tot[r.index(0)] for v in tot], 's-', label='+ lambda_ref L_ref (stage c)')
+        ax.plot(r, [v - g('l_ref')[r.index(0)] for v in g('l_ref')], '^--', label='lambda_ref L_ref alone')
+        ax.axvline(0, color='k', lw=0.8); ax.axhline(0, color='gray', lw=0.5)
+        j = int(np.argmin(tot)); ax.plot(r[j], tot[j] - tot[r.index(0)], 'r*', ms=12, label=f'minimum of the sum: r = {r[j]}')
+        ax.set_xlabel('mask grown by r pixels (r < 0: shrunk)'); ax.set_ylabel('loss minus its value at r = 0'); ax.set_title(name, fontsize=9)
+        ax.set_ylim(-0.12, 0.25); ax.legend(fontsize=7); ax.grid(alpha=0.3)
+    return axs

@@ -1,16 +1,12 @@
 "bench/dev_seed_tries.py (the development-seed tries of issue 6): a --quick run trains every try, scores at the listed steps, resumes without retraining, and collects a file that semples.results.dev_tries_table reads."
-import json, os, subprocess, sys
-from pathlib import Path
+import json, sys
 from semples.core import load_json, project_root
 from semples.results import dev_tries_table
 
 SCRIPT = project_root()/'bench'/'dev_seed_tries.py'
 
-def _run(*args):
-    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=600)
-
-def test_quick_tries_resume_and_collect(tmp_path):
+def test_quick_tries_resume_and_collect(tmp_path, bench_script):
+    _run = lambda *a: bench_script(SCRIPT.name, *a)
     out = tmp_path/'tries'
     p = _run('--out', str(out), '--quick', '--part', '0/1'); assert p.returncode == 0, p.stderr[-2000:]
     recs = [json.loads(l) for l in (out/'tries.jsonl').read_text().splitlines()]
@@ -28,6 +24,7 @@ def test_quick_tries_resume_and_collect(tmp_path):
     assert res['records'] == recs and '(16 images)' in res['split']
     assert len(dev_tries_table(res).splitlines()) == 2 + len(recs)
 
-def test_bad_part_and_empty_collect(tmp_path):
+def test_bad_part_and_empty_collect(tmp_path, bench_script):
+    _run = lambda *a: bench_script(SCRIPT.name, *a)
     p = _run('--out', str(tmp_path), '--part', '2/2'); assert p.returncode != 0 and '--part must be' in p.stderr
     p = _run('--out', str(tmp_path/'none'), '--collect'); assert p.returncode != 0 and 'nothing to collect' in p.stderr

@@ -2,10 +2,10 @@
 import math
 import pytest
 from semples.core import load_json, project_root
-from semples.results import (RESULTS_FILE, REPLICATION_FILE, LOCAL_FILE, ERRORS_FILE, DEV_TRIES_FILE, ERROR_BINS, summarize, check_claims,
+from semples.results import (RESULTS_FILE, REPLICATION_FILE, LOCAL_FILE, LOCAL_DEV_FILE, ERRORS_FILE, DEV_TRIES_FILE, ERROR_BINS, summarize, check_claims,
                              dev_tries_table)
 
-@pytest.mark.parametrize('name', [RESULTS_FILE, REPLICATION_FILE, LOCAL_FILE])
+@pytest.mark.parametrize('name', [RESULTS_FILE, REPLICATION_FILE, LOCAL_FILE, LOCAL_DEV_FILE])
 def test_ablation_summary_recomputes(name):
     res = load_json(project_root()/name)
     assert res['summary'] == summarize(res['runs'])
@@ -16,8 +16,9 @@ def test_replication_seeds_are_fresh():
     a, b, c = (set(load_json(project_root()/f)['summary']['seeds']) for f in (RESULTS_FILE, REPLICATION_FILE, LOCAL_FILE))
     assert not a & b and not c & (a | b) and not {0, 1, 2} & (a | b | c)   # never the development seeds 1-2 or the demo's seed 0
 
-def test_local_context_runs_are_local():
-    res = load_json(project_root()/LOCAL_FILE)
+@pytest.mark.parametrize('name', [LOCAL_FILE, LOCAL_DEV_FILE])
+def test_local_context_runs_are_local(name):
+    res = load_json(project_root()/name)
     assert res['clip']['context'] == 'local' and all(r['config']['context'] == 'local' for r in res['runs'])
     for key in ('errors', 'errors_margin0'):
         assert sorted(res[key]) == sorted(str(s) for s in res['summary']['seeds'])
@@ -37,3 +38,8 @@ def test_dev_tries_have_defaults():
     d = load_json(project_root()/DEV_TRIES_FILE)
     assert d['seed'] == 1 and {r['row'] for r in d['records'] if r['try'] == 'default'} == {'cam', 'matching', 'semples'}
     assert len(dev_tries_table(d).splitlines()) == 2 + len(d['records'])
+
+def test_local_dev_tries_are_on_dev_seeds():
+    d = load_json(project_root()/LOCAL_DEV_FILE)
+    assert d['summary']['seeds'] == [1, 2] and sorted(d['ref_tries']) == ['1', '2']
+    assert all(r['lambda_ref'] != 0.05 and r['seed'] == int(s) for s, recs in d['ref_tries'].items() for r in recs)
