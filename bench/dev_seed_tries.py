@@ -31,6 +31,7 @@ TRIES = [  # (name, stage, overrides of the default MatchConfig / RefineConfig, 
     ('a: mask floor 0.2', 'a', dict(mask_eps=0.2), (100, 200, 300)),
     ('a: batch 64', 'a', dict(batch_size=64), (100, 200, 300)),
     ('A/C/E: inference scales 1.0 + 1.5', 'scales', dict(scales=(1.0, 1.5)), (0,)),
+    ('A/C/E: stride-2 mask generator (stem features)', 'pipeline', dict(cam_feature_index=0), (0,)),   # a whole new seed-1 pipeline
 ]
 
 def _slug(name): return ''.join(ch if ch.isalnum() else '_' for ch in name).strip('_')
@@ -51,8 +52,8 @@ def run_part(out:Path, part:int, n_parts:int, quick:bool=False):
     from semples.refine import RefineConfig, train_refine
     from semples.prompts import prompt_features
     base = out/'base'
-    kw = dict(seed=1, rows=('cam', 'matching', 'semples'), threads=1, clip_eval_n=0, figure_ids=0, pseudo_masks=False)
-    run_pipeline(base, quick_config(**kw) if quick else PipelineConfig(**kw), progress=False)
+    kw_base = dict(seed=1, rows=('cam', 'matching', 'semples'), threads=1, clip_eval_n=0, figure_ids=0, pseudo_masks=False)
+    run_pipeline(base, quick_config(**kw_base) if quick else PipelineConfig(**kw_base), progress=False)
     run = load_pipeline_run(base)
     tune, test, train = run.split('tune'), run.split('test'), run.split('train')
     sc = run.config.stage_configs(); pf = prompt_features(run.prompts)
@@ -64,7 +65,16 @@ def run_part(out:Path, part:int, n_parts:int, quick:bool=False):
                               leak=r['background_leak'][row]))
     for i, (name, stage, kw, steps) in enumerate(TRIES):
         if i % n_parts != part: continue
-        if quick and stage != 'scales': kw, steps = {**kw, 'steps': len(steps)}, tuple(range(1, len(steps) + 1))
+        if quick and stage not in ('scales', 'pipeline'): kw, steps = {**kw, 'steps': len(steps)}, tuple(range(1, len(steps) + 1))
+        if stage == 'pipeline':
+            if all((name, 0, row) in done for row in ('cam', 'matching', 'semples')): continue
+            t0 = time.time(); pkw = {**kw_base, **kw}
+            m = run_pipeline(out/_slug(name), quick_config(**pkw) if quick else PipelineConfig(**pkw), progress=False)
+            for row in ('cam', 'matching', 'semples'):
+                _record(log, {'try': name, 'step': 0, 'row': row, 'stage': stage, 'overrides': kw, 'miou': m['miou'][row],
+                              'threshold': m['threshold'][row], 'leak': m['background_leak'][row], 'seconds': round(time.time() - t0, 1),
+                              'machine': machine_load()})
+            continue
         if stage == 'scales':
             for row in ('cam', 'matching', 'semples'):
                 if (name, 0, row) in done: continue

@@ -45,6 +45,7 @@ class PipelineConfig:
     stage0_steps:int=800         # stage-0 steps (the `semples.cam` default)
     stage0_batch:int=64          # stage-0 images per step
     stage0_lr:float=1e-3         # stage-0 learning rate
+    cam_feature_index:int=1      # resnet10t output feeding the CAM head: 1 = stage 1 (stride 4, 16x16 CAMs at 64 px), 0 = the stem (stride 2)
     match:MatchConfig=field(default_factory=MatchConfig)     # stage (a) (and row B with lambda_bg=0)
     prompts:PromptConfig=field(default_factory=PromptConfig) # stage (b)
     refine:RefineConfig=field(default_factory=RefineConfig)  # stage (c) and the manual baseline
@@ -174,7 +175,7 @@ def run_pipeline(
     if cfg.stage0 == 'stored': net0 = load_toy_cam()
     else:
         lc = LoopConfig(steps=cfg.stage0_steps, batch_size=cfg.stage0_batch, lr=cfg.stage0_lr, seed=cfg.seed, device=cfg.device)
-        net0, _ = train_stage0(sp['train'], toy_cam_config(), lc, out=runs/'stage0', progress=progress)
+        net0, _ = train_stage0(sp['train'], toy_cam_config(feature_index=cfg.cam_feature_index), lc, out=runs/'stage0', progress=progress)
     net0 = net0.eval(); score('cam', net0); step('stage 0', t0)
     if 'fg_only' in cfg.rows:
         bar.set_description('row B: fg-only matching'); t0 = time.time()
