@@ -84,6 +84,11 @@ def collect(out:Path, seeds:tuple, dest:Path|None=None)->dict:
     res['clip'].pop('trained_token_ids', None)
     res['world'] = "ToyWorld(context='local'): the image's background in an oval patch around each object, another background elsewhere"
     save_json(res, dest)
+    if dest == project_root()/DEST:   # the stored summary also goes into results.csv (and so the README)
+        from semples.results import ablation_rows
+        from semples.segment import update_results
+        update_results(project_root()/'results'/'results.csv', ablation_rows(res['summary'], dataset='toyworld-local', n_test=res['runs'][0]['config']['n_test'],
+                       note="ToyWorld(context='local') with its own CLIP; bench/local_context.py; 2 shared CPU cores, 1 thread per seed"))
     fig = out/f'seed_{seeds[0]}'/'masks.png'
     if fig.is_file(): shutil.copyfile(fig, dest.parent/f'toyworld_local_masks_seed{seeds[0]}.png')
     return res

@@ -86,6 +86,7 @@ def ablation_rows(
     s:dict,              # `summarize` output
     note:str='',         # appended to every row's note (machine, date, command)
     n_test:int=1000,     # test images per seed (the runs' `PipelineConfig.n_test`)
+    dataset:str='toyworld', # the dataset column ('toyworld-local' for the local-context world)
 )->list:                 # rows with `semples.segment.RESULT_FIELDS` keys
     "One results.csv row per ablation row: mean test mIoU over the seeds, std and per-seed values in the note."
     seeds = ','.join(str(x) for x in s['seeds'])
@@ -93,7 +94,7 @@ def ablation_rows(
     for r in ROWS:
         if r not in s['miou']: continue
         d, lk = s['miou'][r], s['background_leak'][r]
-        rows.append(dict(dataset='toyworld', split=f"test ({n_test} img per seed, seeds {seeds})", stage=f"pseudo masks, {ROW_LABELS[r]}",
+        rows.append(dict(dataset=dataset, split=f"test ({n_test} img per seed, seeds {seeds})", stage=f"pseudo masks, {ROW_LABELS[r]}",
                          postproc='none', threshold='chosen on the tune split', seed=seeds, metric=f"mIoU (mean of {len(d['values'])} seeds)",
                          ours=f"{d['mean']:.4f}", paper='', paper_source='',
                          note=(f"std {100 * d['std']:.1f} pt; per seed {', '.join(f'{100 * v:.1f}' for v in d['values'])}; "
