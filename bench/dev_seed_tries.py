@@ -15,7 +15,6 @@ prompts), scoring it at the listed steps exactly as the ablation does (threshold
 slice of seed 1). Finished (try, step) pairs are skipped on a rerun; records go to OUT/tries.jsonl.
 """
 import argparse, json, time
-from dataclasses import asdict
 from pathlib import Path
 import torch
 
@@ -48,15 +47,13 @@ def run_part(out:Path, part:int, n_parts:int, quick:bool=False):
     from semples.demo import run_pipeline, PipelineConfig, quick_config
     from semples.explore import load_pipeline_run
     from semples.core import machine_load
-    from semples.matching import MatchConfig, train_matching, score_generator
-    from semples.refine import RefineConfig, train_refine
-    from semples.prompts import prompt_features
+    from semples.matching import score_generator
+    from semples.results import retrain_and_score
     base = out/'base'
     kw_base = dict(seed=1, rows=('cam', 'matching', 'semples'), threads=1, clip_eval_n=0, figure_ids=0, pseudo_masks=False)
     run_pipeline(base, quick_config(**kw_base) if quick else PipelineConfig(**kw_base), progress=False)
     run = load_pipeline_run(base)
-    tune, test, train = run.split('tune'), run.split('test'), run.split('train')
-    sc = run.config.stage_configs(); pf = prompt_features(run.prompts)
+    tune, test = run.split('tune'), run.split('test')
     log = out/'tries.jsonl'; done = _done(log)
     for row in ('cam', 'matching', 'semples'):
         if ('default', 0, row) not in done:
@@ -84,14 +81,8 @@ def run_part(out:Path, part:int, n_parts:int, quick:bool=False):
             continue
         for until in steps:
             if (name, until, '') in done: continue
-            t0 = time.time(); folder = out/_slug(name)
-            if stage == 'c':
-                cfg = RefineConfig(**{**asdict(sc['refine']), **kw})
-                net, _ = train_refine(run.nets['cam'], train, run.clip, pf, cfg, out=folder, until=until, progress=False)
-            else:
-                cfg = MatchConfig(**{**asdict(sc['match']), **kw})
-                net, _ = train_matching(run.nets['cam'], train, run.clip, cfg, out=folder, until=until, progress=False)
-            r = score_generator(net.eval(), tune, test)
+            t0 = time.time()
+            r = retrain_and_score(run, stage, kw, out/_slug(name), until=until)
             _record(log, {'try': name, 'step': until, 'row': '', 'stage': stage, 'overrides': kw, 'miou': r['miou'],
                           'threshold': r['threshold'], 'leak': r['background_leak'], 'seconds': round(time.time() - t0, 1),
                           'machine': machine_load()})

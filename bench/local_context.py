@@ -41,22 +41,15 @@ def run_seed(out:Path, seed:int, quick:bool=False)->dict:
 
 def ref_tries(out:Path, seed:int, lambdas)->list:
     "Retrain stage (c) of a finished seed at other `lambda_ref` (same stage-0 net and prompts), scored like the rows; OUT/seed_S/ref_tries.jsonl."
-    from dataclasses import asdict
     from semples.explore import load_pipeline_run
-    from semples.refine import RefineConfig, train_refine
-    from semples.prompts import prompt_features
-    from semples.matching import score_generator
+    from semples.results import retrain_and_score
     folder = out/f'seed_{seed}'; log = folder/'ref_tries.jsonl'
-    run = load_pipeline_run(folder)
-    tune, test, train = run.split('tune'), run.split('test'), run.split('train')
-    base = run.config.stage_configs()['refine']; pf = prompt_features(run.prompts)
+    run = load_pipeline_run(folder); steps = run.config.stage_configs()['refine'].steps
     recs = [json.loads(l) for l in log.read_text().splitlines() if l] if log.is_file() else []
     for lam in lambdas:
         if any(r['lambda_ref'] == lam for r in recs): continue
-        cfg = RefineConfig(**{**asdict(base), 'lambda_ref': lam})
-        net, _ = train_refine(run.nets['cam'], train, run.clip, pf, cfg, out=folder/f'ref_{lam:g}', progress=False)
-        r = score_generator(net.eval(), tune, test)
-        recs.append(dict(seed=seed, lambda_ref=lam, steps=cfg.steps, miou=r['miou'], threshold=r['threshold'], own_background_fpr=r['background_leak']))
+        r = retrain_and_score(run, 'c', {'lambda_ref': lam}, folder/f'ref_{lam:g}')
+        recs.append(dict(seed=seed, lambda_ref=lam, steps=steps, miou=r['miou'], threshold=r['threshold'], own_background_fpr=r['background_leak']))
         with open(log, 'a') as f: f.write(json.dumps(recs[-1]) + '\n')
         print(json.dumps(recs[-1]), flush=True)
     return recs
@@ -68,7 +61,7 @@ def profile(out:Path, seed:int, n:int=64)->dict:
     from semples.results import objective_profile
     return objective_profile(load_clip(str(out/'clip')), toy_splits(1, 1, n, seed=seed, context='local')['test'], n=n)
 
-def collect(out:Path, seeds:tuple, dest:Path|None=None)->dict:
+def collect(out:Path, seeds:tuple, dest:Path|None=None, n_profile:int=64)->dict:
     "Summarise the finished seeds (as the scene-world ablation is) plus each row's error breakdown (2-px outline band, and none); one atomic JSON file."
     from semples.core import project_root, save_json, load_json
     from semples.results import collect_ablation, pipeline_errors
@@ -76,8 +69,8 @@ def collect(out:Path, seeds:tuple, dest:Path|None=None)->dict:
     res = collect_ablation(out, seeds, dest=dest, figures=False)
     res['errors'] = {str(s): pipeline_errors(out/f'seed_{s}', rows=ROWS) for s in seeds}
     res['errors_margin0'] = {str(s): pipeline_errors(out/f'seed_{s}', rows=ROWS, margin=0) for s in seeds}   # no outline band: every wrong pixel by kind
-    res['objective_profile'] = profile(out, seeds[0], n=8 if seeds == (0,) else 64)
-    res['objective_profile_images'] = f"the first {8 if seeds == (0,) else 64} test images of seed {seeds[0]}"
+    res['objective_profile'] = profile(out, seeds[0], n=n_profile)
+    res['objective_profile_images'] = f"the first {n_profile} test images of seed {seeds[0]}"
     logs = {s: out/f'seed_{s}'/'ref_tries.jsonl' for s in seeds}
     res['ref_tries'] = {str(s): [json.loads(l) for l in p.read_text().splitlines() if l] for s, p in logs.items() if p.is_file()}
     res['clip'] = load_json(out/'clip'/'open_clip_config.json')['semples']
@@ -106,7 +99,7 @@ if __name__ == '__main__':
     a = ap.parse_args(); out = Path(a.out)
     if a.quick:
         make_clip(out, quick=True); run_seed(out, 0, quick=True); ref_tries(out, 0, [0.5])
-        print(json.dumps(collect(out, (0,), dest=Path(a.dest or out/'summary.json'))['summary']['miou'], indent=1))
+        print(json.dumps(collect(out, (0,), dest=Path(a.dest or out/'summary.json'), n_profile=8)['summary']['miou'], indent=1))
     else:
         if a.clip: make_clip(out)
         if a.seed is not None:

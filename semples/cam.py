@@ -27,8 +27,8 @@ __all__ = ['RUNTIME_FIELDS', 'CKPT_NAME', 'TOY_SPLIT_STARTS', 'TOY_CAM_FILE', 'B
            'LoopConfig', 'run_config', 'lr_at', 'make_optimizer', 'hflip_batch', 'to_device', 'init_distributed',
            'shard_indices', 'unwrap', 'StepBatchSampler', 'flip_item', 'make_loader', 'global_batchnorm', 'history',
            'train_loop', 'stage0_loss', 'train_stage0', 'load_cam_net', 'export_cam', 'infer_cams', 'predict_cams',
-           'dilate', 'background_leak', 'show_cams', 'plot_history', 'plot_leak', 'toy_splits', 'cam_report',
-           'toy_stage0', 'load_toy_cam']
+           'dilate', 'own_background', 'background_leak', 'show_cams', 'plot_history', 'plot_leak', 'toy_splits',
+           'cam_report', 'toy_stage0', 'load_toy_cam']
 
 # %% ../nbs/05_cam.ipynb #eb02eb19
 def _is_transformer(name:str)->bool:
@@ -235,7 +235,7 @@ def lr_at(cfg:LoopConfig, step:int)->float:
     if step < cfg.warmup: return cfg.lr * (step + 1) / cfg.warmup
     if cfg.schedule == 'constant': return cfg.lr
     t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-    return cfg.lr * 0.5 * (1 + np.cos(np.pi * min(1.0, t)))
+    return float(cfg.lr * 0.5 * (1 + np.cos(np.pi * min(1.0, t))))   # a Python float: optimiser state must load with weights_only=True
 
 def make_optimizer(params, cfg:LoopConfig)->torch.optim.Optimizer:
     "The optimiser named by `cfg`: fused kernels when every parameter is on CUDA, multi-tensor (`foreach`) ones otherwise."
@@ -644,6 +644,19 @@ def _near_objects(mask:torch.Tensor, margin:int)->torch.Tensor:
     "Pixels within `margin` pixels of a foreground object."
     return dilate((mask > 0) & (mask != IGNORE_INDEX), margin)
 
+def own_background(
+    dataset,                    # a split with masks and `.backgrounds`; per pixel from `.background_map(id)` when it has one
+    id_,                        # an image id of it
+    cooccurrence:dict|None=None, # class name -> its own background (default: ToyWorld's `COOCCURRENCE`)
+)->torch.Tensor:                # (C, H, W) bool: where each class's co-occurring background shows in the image
+    "Per class, the pixels of one image that show the class's own background (all or none of them in a scene world)."
+    cooc = COOCCURRENCE if cooccurrence is None else cooccurrence
+    H, W = np.asarray(dataset.read_mask(id_)).shape
+    if hasattr(dataset, 'background_map'): shown = torch.as_tensor(np.asarray(dataset.background_map(id_))).long()
+    else: shown = torch.full((H, W), TOY_BACKGROUNDS.index(dataset.backgrounds[id_]) if dataset.backgrounds[id_] in TOY_BACKGROUNDS else -1)
+    idx = torch.tensor([TOY_BACKGROUNDS.index(cooc[c]) if cooc.get(c) in TOY_BACKGROUNDS else -2 for c in dataset.classes])
+    return shown[None] == idx[:, None, None]
+
 def background_leak(
     cams:dict,                  # id -> (C, h, w) normalised CAMs (e.g. from `predict_cams`), resized to the mask if needed
     dataset,                    # the split, with masks and `.backgrounds` ({id: background name}; ToyWorld), per pixel from `.background_map(id)` when it has one
@@ -666,13 +679,10 @@ def background_leak(
         if c.shape[-2:] != m.shape: c = F.interpolate(c[None], size=tuple(m.shape), mode='bilinear', align_corners=False)[0]
         valid, bg = m != IGNORE_INDEX, (m == 0)
         if margin: bg = bg & ~_near_objects(m, margin)
-        bmap = torch.as_tensor(np.asarray(dataset.background_map(id_))) if hasattr(dataset, 'background_map') else None
+        own = own_background(dataset, id_, cooc)
         for k in np.flatnonzero(np.asarray(dataset.labels_of(id_)) > 0.5):
             a = (c[k] > threshold).float() if threshold is not None else c[k]
-            own_bg = cooc.get(dataset.classes[k])
-            if bmap is None: own_px = torch.full_like(bg, bgs[id_] == own_bg)   # one background per image
-            else: own_px = bmap == (TOY_BACKGROUNDS.index(own_bg) if own_bg in TOY_BACKGROUNDS else -1)
-            for g, where in ((0, own_px), (1, ~own_px)):
+            for g, where in ((0, own[k]), (1, ~own[k])):
                 if not where.any(): continue
                 num[k, g] += float((a * bg * where).sum()); cnt[k, g] += 1
                 den[k, g] += float((a * valid).sum()) if measure == 'share' else float((bg & where).sum())

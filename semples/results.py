@@ -14,8 +14,8 @@ from .demo import ROWS, ROW_LABELS
 __all__ = ['RESULTS_FILE', 'REPLICATION_FILE', 'LOCAL_FILE', 'LOCAL_DEV_FILE', 'SENSITIVITY_FILE', 'ERROR_BINS', 'ERRORS_FILE',
            'DEV_TRIES_FILE', 'PROFILE_RADII', 'summarize', 'check_claims', 'ablation_table', 'plot_ablation',
            'ablation_rows', 'collect_ablation', 'grid_cells', 'sensitivity_grid', 'plot_sensitivity', 'error_bins',
-           'error_breakdown', 'pipeline_errors', 'errors_table', 'dev_tries_table', 'grow_masks', 'objective_profile',
-           'plot_profile']
+           'error_breakdown', 'pipeline_errors', 'errors_table', 'dev_tries_table', 'retrain_and_score', 'grow_masks',
+           'objective_profile', 'break_even_lambda', 'plot_profile']
 
 # %% ../nbs/10_results.ipynb #dbd0b834
 RESULTS_FILE = 'results/toyworld_ablation.json'
@@ -245,19 +245,14 @@ def error_breakdown(
 )->dict:                  # error_rate, share {bin: share of the wrong pixels}, rate {bin: share of all pixels}, counts
     "Share of each kind of error (`ERROR_BINS`) in the pseudo masks of a split."
     from semples.pseudo import cams_to_mask
-    from semples.toyworld import COOCCURRENCE, TOY_BACKGROUNDS
-    bgs = getattr(dataset, 'backgrounds', None)
-    if not bgs: raise ValueError("the dataset has no known backgrounds (.backgrounds): the breakdown needs a ToyWorld split")
-    cooc = COOCCURRENCE if cooccurrence is None else cooccurrence
+    from semples.cam import own_background
+    if not getattr(dataset, 'backgrounds', None): raise ValueError("the dataset has no known backgrounds (.backgrounds): the breakdown needs a ToyWorld split")
     tot = dict.fromkeys(('pixels',) + ERROR_BINS, 0)
     for id_ in dataset.ids:
         if id_ not in cams: raise KeyError(f"no CAMs for id {id_!r}: compute them with predict_cams(net, dataset)")
         gt = torch.as_tensor(np.asarray(dataset.read_mask(id_))).long()
         pred = cams_to_mask(cams[id_], dataset.labels_of(id_), threshold, size=tuple(gt.shape))
-        if hasattr(dataset, 'background_map'):   # per pixel (a local world's patches and far background differ)
-            bm = torch.as_tensor(np.asarray(dataset.background_map(id_)))
-            own = {k: bm == TOY_BACKGROUNDS.index(cooc[c]) for k, c in enumerate(dataset.classes) if cooc.get(c) in TOY_BACKGROUNDS}
-        else: own = {k for k, c in enumerate(dataset.classes) if cooc.get(c) == bgs[id_]}
+        own = dict(enumerate(own_background(dataset, id_, cooccurrence)))   # per class, where its own background shows
         for k, v in error_bins(pred, gt, own, margin).items(): tot[k] += v
     wrong = sum(tot[b] for b in ERROR_BINS)
     return dict(error_rate=wrong / max(tot['pixels'], 1), share={b: tot[b] / max(wrong, 1) for b in ERROR_BINS},
@@ -308,6 +303,29 @@ def dev_tries_table(d:dict)->str:
                      f"{100 * (r['miou'] - base[key]['miou']):+.2f} | {pct(r.get('leak'))} |")
     return '\n'.join(lines)
 
+# %% ../nbs/10_results.ipynb #429a40ee
+def retrain_and_score(
+    run,                  # a `semples.explore.PipelineRun` (`load_pipeline_run(folder)`), with its CLIP (and prompts for stage c)
+    stage:str,            # 'a' (matching) or 'c' (refinement)
+    overrides:dict,       # settings of `MatchConfig` / `RefineConfig` to change, e.g. {'lambda_ref': 0.5}
+    out:str|Path,         # run folder of the retrained network (resumes; a finished one is only scored)
+    until:int|None=None,  # stop after this many steps (score an intermediate network); None: all `steps`
+)->dict:                  # `semples.matching.score_generator` output: miou, threshold, background_leak, ...
+    "Retrain stage (a) or (c) of a pipeline run from its stage-0 network with some settings changed, and score it like the ablation rows."
+    from dataclasses import asdict
+    from semples.matching import MatchConfig, train_matching, score_generator
+    from semples.refine import RefineConfig, train_refine
+    from semples.prompts import prompt_features
+    if stage not in ('a', 'c'): raise ValueError(f"stage must be 'a' or 'c', got {stage!r}")
+    sc, train = run.config.stage_configs(), run.split('train')
+    if stage == 'c':
+        cfg = RefineConfig(**{**asdict(sc['refine']), **overrides})
+        net, _ = train_refine(run.nets['cam'], train, run.clip, prompt_features(run.prompts), cfg, out=out, until=until, progress=False)
+    else:
+        cfg = MatchConfig(**{**asdict(sc['match']), **overrides})
+        net, _ = train_matching(run.nets['cam'], train, run.clip, cfg, out=out, until=until, progress=False)
+    return score_generator(net.eval(), run.split('tune'), run.split('test'))
+
 # %% ../nbs/10_results.ipynb #ae8ee786
 PROFILE_RADII = (-2, -1, 0, 1, 2, 3, 4, 6)
 
@@ -331,14 +349,14 @@ def objective_profile(
     from semples.cam import collate
     from semples.clip import cosine, positive_pairs
     from semples.matching import sim_max_loss, sim_min_loss
-    from semples.refine import RefineConfig
+    from semples.refine import RefineConfig, manual_background_features
     from semples.toyworld import COOCCURRENCE
     cfg = cfg or RefineConfig(); cooc = COOCCURRENCE if cooccurrence is None else cooccurrence
     if n < 1 or len(dataset) < 1: raise ValueError(f"need at least one image (n={n}, dataset of {len(dataset)})")
     b = collate([dataset[i] for i in range(min(n, len(dataset)))])
     pairs = positive_pairs(b['labels']); gt = b['mask'].long()
     text = clip.class_text_features(list(dataset.classes), (cfg.template,))
-    bg_text = clip.class_text_features([cooc[c] for c in dataset.classes], ('a photo of {}.',))
+    bg_text = manual_background_features(clip, [cooc[c] for c in dataset.classes])   # row k: class k's own background word
     exact = torch.stack([gt[i] == k + 1 for i, k in zip(*(p.tolist() for p in pairs))])
     out = {}
     for r in radii:
@@ -351,11 +369,24 @@ def objective_profile(
         out[int(r)] = dict(d, match=d['l_fg'] + d['l_bg'], total=d['l_fg'] + d['l_bg'] + d['l_ref'])
     return out
 
+def break_even_lambda(
+    profile:dict,          # `objective_profile` output (int or str keys)
+    lambda_ref:float,      # the weight the profile's `l_ref` was computed with
+)->dict:                   # r -> the smallest lambda_ref at which the exact mask (r = 0) beats the mask grown by r (r > 0 only)
+    "For each growth r > 0: the refinement weight above which the sum of the losses prefers the exact mask; 0 if it already does, inf if no weight can."
+    p = {int(k): v for k, v in profile.items()}
+    out = {}
+    for r in sorted(k for k in p if k > 0):
+        gain = p[0]['match'] - p[r]['match']                          # what stage (a) gains by growing the mask
+        cost = (p[r]['l_ref'] - p[0]['l_ref']) / lambda_ref           # what the unweighted refinement term charges for it
+        out[r] = 0.0 if gain <= 0 else (gain / cost if cost > 0 else float('inf'))
+    return out
+
 def plot_profile(profiles:dict, axs=None):
     "Per world: the three weighted terms and their sum against the mask growth r; the sum's minimum marked."
     axs = axs if axs is not None else plt.subplots(1, len(profiles), figsize=(5.2 * len(profiles), 3.2), squeeze=False)[1][0]
     for ax, (name, p) in zip(axs, profiles.items()):
-        r = sorted(int(k) for k in p); g = lambda key: [p[k][key] for k in (str(x) if str(x) in p else x for x in r)]
+        p = {int(k): v for k, v in p.items()}; r = sorted(p); g = lambda key: [p[x][key] for x in r]
         tot, m0 = g('total'), g('match')
         ax.plot(r, [v - m0[r.index(0)] for v in m0], 'o-', label='L_fg + lambda_bg L_bg (stage a)')
         ax.plot(r, [v - tot[r.index(0)] for v in tot], 's-', label='+ lambda_ref L_ref (stage c)')

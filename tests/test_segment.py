@@ -18,6 +18,8 @@ SCRIPT = textwrap.dedent('''
     _, recs = train_segmenter(cfg, PseudoMaskDataset(ds, out/'pseudo'), None)
     import os
     if os.environ.get('RANK', '0') == '0': (out/sys.argv[2]).write_text(json.dumps([r['loss'] for r in recs]))
+    import torch.distributed as dist
+    if dist.is_initialized(): dist.destroy_process_group()   # as `semples segment` does: exiting with a live gloo group can abort
 ''')
 
 def _masks(out):
