@@ -12,20 +12,44 @@ the local world instead (the stored CLIP never saw a patch).
     python bench/local_context.py --out runs/local_context --collect --seeds 41,42,43   # -> results/toyworld_local_context.json
     python bench/local_context.py --out runs/local_dev --seed 1 --ref-tries 0.5,1,2   # development seed: stage (c) at other lambda_ref
     python bench/local_context.py --out /tmp/lc --quick                        # seconds: tiny CLIP training, quick pipeline (tests)
+
+A second CLIP recipe, `--rim 0.3`, adds "rim views" to pretraining (30% of each batch: one class grown by 1-3 px, captioned
+with the class and the background, `semples.toyclip.rim_view`), so the CLIP can see a thin band of background round an
+object. Its runs go to another folder, and --collect writes them to results/toyworld_local_rim*.json and the
+results.csv rows `toyworld-local-rim`:
+
+    python bench/local_context.py --out runs/local_rim --clip --rim 0.3 --threads 1   # ~5 min
+    python bench/local_context.py --out runs/local_rim --seed 51               # and 52, 53
+    python bench/local_context.py --out runs/local_rim --collect --seeds 51,52,53
 """
 import argparse, json, shutil
 from pathlib import Path
 
 ROWS = ('cam', 'matching', 'manual_prompts', 'semples')
-from semples.results import LOCAL_FILE as DEST   # results/toyworld_local_context.json
+from semples.results import LOCAL_FILE, LOCAL_RIM_FILE
+MIX = (0.6, 0.1, 0.15, 0.15)   # pretrain_toyclip's default kinds full, empty, fg, bg
+MAIN = {'toyworld-local': LOCAL_FILE, 'toyworld-local-rim': LOCAL_RIM_FILE}   # results.csv dataset -> its summary file
 
-def make_clip(out:Path, quick:bool=False, threads:int=2)->Path:
-    "Train (or reuse) the tiny CLIP on the local world: OUT/clip."
+def clip_mix(rim:float=0.)->tuple:
+    "The CLIP's kinds: the default mix, or (rim > 0) the default scaled by 1 - rim plus rim views at `rim`."
+    if not 0 <= rim < 1: raise ValueError(f"--rim must be in [0, 1), got {rim}")
+    return tuple(v * (1 - rim) for v in MIX) + (rim,) if rim else MIX
+
+def dataset_name(out:Path)->str:
+    "'toyworld-local-rim' when OUT/clip was trained with rim views, else 'toyworld-local'."
+    from semples.core import load_json
+    return 'toyworld-local-rim' if len(load_json(out/'clip'/'open_clip_config.json')['semples']['mix']) == 5 else 'toyworld-local'
+
+def make_clip(out:Path, quick:bool=False, threads:int=2, rim:float=0.)->Path:
+    "Train (or reuse) the tiny CLIP on the local world: OUT/clip (with rim views when rim > 0)."
     from semples.toyclip import pretrain_toyclip, verify_toyclip
     path = out/'clip'
     if (path/'SHA256SUMS').is_file():
-        verify_toyclip(path); return path
-    _, rec = pretrain_toyclip(path, steps=2 if quick else 400, batch_size=8 if quick else 128, context='local', threads=threads, progress=False)
+        verify_toyclip(path)
+        if len(clip_mix(rim)) == 5 and dataset_name(out) != 'toyworld-local-rim': raise ValueError(f"{path} was trained without rim views; use another --out")
+        return path
+    _, rec = pretrain_toyclip(path, steps=2 if quick else 400, batch_size=8 if quick else 128, context='local', mix=clip_mix(rim), rim_max=3,
+                              threads=threads, progress=False)
     print(json.dumps(dict(clip=str(path), train_seconds=rec['train_seconds'], final_loss=rec['final_loss'])), flush=True)
     return path
 
@@ -65,7 +89,8 @@ def collect(out:Path, seeds:tuple, dest:Path|None=None, n_profile:int=64)->dict:
     "Summarise the finished seeds (as the scene-world ablation is) plus each row's error breakdown (2-px outline band, and none); one atomic JSON file."
     from semples.core import project_root, save_json, load_json
     from semples.results import collect_ablation, pipeline_errors
-    dest = Path(dest) if dest else project_root()/DEST
+    name = dataset_name(out); main = project_root()/MAIN[name]
+    dest = Path(dest) if dest else main
     res = collect_ablation(out, seeds, dest=dest, figures=False)
     res['errors'] = {str(s): pipeline_errors(out/f'seed_{s}', rows=ROWS) for s in seeds}
     res['errors_margin0'] = {str(s): pipeline_errors(out/f'seed_{s}', rows=ROWS, margin=0) for s in seeds}   # no outline band: every wrong pixel by kind
@@ -76,14 +101,16 @@ def collect(out:Path, seeds:tuple, dest:Path|None=None, n_profile:int=64)->dict:
     res['clip'] = load_json(out/'clip'/'open_clip_config.json')['semples']
     res['clip'].pop('trained_token_ids', None)
     res['world'] = "ToyWorld(context='local'): the image's background in an oval patch around each object, another background elsewhere"
+    res['dataset'] = name
     save_json(res, dest)
-    if dest == project_root()/DEST:   # the stored summary also goes into results.csv (and so the README)
+    if dest == main:   # the stored summary also goes into results.csv (and so the README)
         from semples.results import ablation_rows
         from semples.segment import update_results
-        update_results(project_root()/'results'/'results.csv', ablation_rows(res['summary'], dataset='toyworld-local', n_test=res['runs'][0]['config']['n_test'],
-                       note="ToyWorld(context='local') with its own CLIP; bench/local_context.py; 2 shared CPU cores, 1 thread per seed"))
+        clip = 'its own CLIP' + (', pretrained with rim views (--rim)' if name.endswith('-rim') else '')
+        update_results(project_root()/'results'/'results.csv', ablation_rows(res['summary'], dataset=name, n_test=res['runs'][0]['config']['n_test'],
+                       note=f"ToyWorld(context='local') with {clip}; bench/local_context.py; 2 shared CPU cores, 1 thread per seed"))
     fig = out/f'seed_{seeds[0]}'/'masks.png'
-    if fig.is_file(): shutil.copyfile(fig, dest.parent/f'toyworld_local_masks_seed{seeds[0]}.png')
+    if fig.is_file(): shutil.copyfile(fig, dest.parent/f"{name.replace('-', '_')}_masks_seed{seeds[0]}.png")
     return res
 
 if __name__ == '__main__':
@@ -93,15 +120,17 @@ if __name__ == '__main__':
     ap.add_argument('--seed', type=int, help='run the pipeline for this seed')
     ap.add_argument('--collect', action='store_true', help='write the summary of --seeds')
     ap.add_argument('--seeds', default='41,42,43')
-    ap.add_argument('--dest', default=None, help=f'summary file (default {DEST} in the checkout)')
+    ap.add_argument('--dest', default=None, help=f'summary file (default {LOCAL_FILE}, or {LOCAL_RIM_FILE} for a rim-view CLIP, in the checkout)')
+    ap.add_argument('--threads', type=int, default=2, help='with --clip: torch threads for CLIP training (the result depends on it)')
+    ap.add_argument('--rim', type=float, default=0., help='with --clip: share of rim views in CLIP pretraining (0: the default recipe)')
     ap.add_argument('--ref-tries', default=None, help='with --seed: comma-separated lambda_ref values for stage (c) retrained on that seed')
     ap.add_argument('--quick', action='store_true', help='tiny CLIP training and a quick pipeline on seed 0 (numbers mean nothing)')
     a = ap.parse_args(); out = Path(a.out)
     if a.quick:
-        make_clip(out, quick=True); run_seed(out, 0, quick=True); ref_tries(out, 0, [0.5])
+        make_clip(out, quick=True, rim=a.rim); run_seed(out, 0, quick=True); ref_tries(out, 0, [0.5])
         print(json.dumps(collect(out, (0,), dest=Path(a.dest or out/'summary.json'), n_profile=8)['summary']['miou'], indent=1))
     else:
-        if a.clip: make_clip(out)
+        if a.clip: make_clip(out, threads=a.threads, rim=a.rim)
         if a.seed is not None:
             run_seed(out, a.seed)
             if a.ref_tries: ref_tries(out, a.seed, [float(v) for v in a.ref_tries.split(',')])

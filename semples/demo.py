@@ -156,9 +156,11 @@ def run_pipeline(
     m = dict(seed=cfg.seed, complete=False, machine=machine_load(), timings_s={}, miou={}, threshold={}, background_leak={}, leak_other={},
              leak_share={}, per_class={}, cooccurrence=dict(COOCCURRENCE), config=asdict(cfg))
     bar = tqdm(plan, desc='SemPLeS demo', disable=not progress)
+    done = out/'metrics.json'   # a finished result is only ever replaced by another finished one
+    prog = out/'metrics.partial.json' if done.is_file() and load_json(done).get('complete') else done
     def step(name, t0):
         m['timings_s'][name] = round(time.time() - t0, 1); m['elapsed_s'] = round(time.time() - t_start, 1)
-        save_json(m, out/'metrics.json'); bar.update(1)
+        save_json(m, prog); bar.update(1)
     def score(key, net):
         r = score_generator(net, sp['tune'], sp['test'], device=cfg.device)
         m['miou'][key], m['threshold'][key], m['per_class'][key] = r['miou'], r['threshold'], r['per_class']
@@ -224,7 +226,8 @@ def run_pipeline(
         ax.figure.savefig(out/'prompts.png', dpi=110); plt.close(ax.figure); figs['prompts'] = 'prompts.png'
     m['figures'] = figs
     step('figures', t0); bar.close()
-    m['complete'] = True; save_json(m, out/'metrics.json')
+    m['complete'] = True; save_json(m, done)
+    if prog != done: prog.unlink(missing_ok=True)
     return m
 
 # %% ../nbs/12_demo.ipynb #bab1c148

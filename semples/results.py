@@ -11,17 +11,21 @@ from .core import save_json, load_json, project_root
 from .demo import ROWS, ROW_LABELS
 
 # %% auto #0
-__all__ = ['RESULTS_FILE', 'REPLICATION_FILE', 'LOCAL_FILE', 'LOCAL_DEV_FILE', 'SENSITIVITY_FILE', 'ERROR_BINS', 'ERRORS_FILE',
-           'DEV_TRIES_FILE', 'PROFILE_RADII', 'summarize', 'check_claims', 'ablation_table', 'plot_ablation',
-           'ablation_rows', 'collect_ablation', 'grid_cells', 'sensitivity_grid', 'plot_sensitivity', 'error_bins',
-           'error_breakdown', 'pipeline_errors', 'errors_table', 'dev_tries_table', 'retrain_and_score', 'grow_masks',
-           'objective_profile', 'break_even_lambda', 'plot_profile']
+__all__ = ['RESULTS_FILE', 'REPLICATION_FILE', 'LOCAL_FILE', 'LOCAL_DEV_FILE', 'LOCAL_RIM_FILE', 'LOCAL_RIM_DEV_FILE',
+           'OBJECTIVE_FILE', 'SENSITIVITY_FILE', 'ERROR_BINS', 'ERRORS_FILE', 'DEV_TRIES_FILE', 'PROFILE_RADII',
+           'summarize', 'check_claims', 'ablation_table', 'plot_ablation', 'ablation_rows', 'collect_ablation',
+           'grid_cells', 'sensitivity_grid', 'plot_sensitivity', 'error_bins', 'error_breakdown', 'pipeline_errors',
+           'errors_table', 'dev_tries_table', 'retrain_and_score', 'grow_masks', 'objective_profile',
+           'break_even_lambda', 'plot_profile', 'exact_maps', 'objective_at', 'objective_table', 'plot_bg_views']
 
 # %% ../nbs/10_results.ipynb #dbd0b834
 RESULTS_FILE = 'results/toyworld_ablation.json'
 REPLICATION_FILE = 'results/toyworld_ablation_seeds31-33.json'   # the same ablation on three more fresh seeds (run after the tries)
 LOCAL_FILE = 'results/toyworld_local_context.json'   # rows A, C, D, E in the local-context world (`bench/local_context.py`)
 LOCAL_DEV_FILE = 'results/toyworld_local_dev.json'   # the same on the development seeds 1, 2, plus stage (c) at larger lambda_ref
+LOCAL_RIM_FILE = 'results/toyworld_local_rim.json'   # the local world with a CLIP pretrained with rim views (`bench/local_context.py --rim`)
+LOCAL_RIM_DEV_FILE = 'results/toyworld_local_rim_dev.json'   # the same on the development seeds 1, 2
+OBJECTIVE_FILE = 'results/toyworld_objective_check.json'   # losses of trained vs exact masks (`bench/objective_check.py`)
 
 def summarize(
     runs:list,           # metrics dicts of `semples.demo.run_pipeline`, one per seed
@@ -384,6 +388,7 @@ def break_even_lambda(
 
 def plot_profile(profiles:dict, axs=None):
     "Per world: the three weighted terms and their sum against the mask growth r; the sum's minimum marked."
+    import matplotlib.pyplot as plt
     axs = axs if axs is not None else plt.subplots(1, len(profiles), figsize=(5.2 * len(profiles), 3.2), squeeze=False)[1][0]
     for ax, (name, p) in zip(axs, profiles.items()):
         p = {int(k): v for k, v in p.items()}; r = sorted(p); g = lambda key: [p[x][key] for x in r]
@@ -396,3 +401,96 @@ def plot_profile(profiles:dict, axs=None):
         ax.set_xlabel('mask grown by r pixels (r < 0: shrunk)'); ax.set_ylabel('loss minus its value at r = 0'); ax.set_title(name, fontsize=9)
         ax.set_ylim(-0.12, 0.25); ax.legend(fontsize=7); ax.grid(alpha=0.3)
     return axs
+
+# %% ../nbs/10_results.ipynb #461a6dcc
+class _FixedMaps(torch.nn.Module):
+    "Stands in for a mask generator: returns the (B, C, H, W) maps set in `.maps` as its CAMs."
+    def forward(self, x):
+        from types import SimpleNamespace
+        return SimpleNamespace(cams=self.maps, logits=torch.zeros(self.maps.shape[:2]))
+
+def exact_maps(
+    mask:torch.Tensor,  # (B, H, W) ground-truth class-index masks (0 background, 255 ignore)
+    n_classes:int,      # C
+    r:int=0,            # grow each class map by r pixels (`grow_masks`)
+)->torch.Tensor:        # (B, C, H, W) float 0/1
+    "Each class's exact mask as a map, optionally grown by r pixels."
+    B, H, W = mask.shape
+    m = torch.stack([mask == k + 1 for k in range(n_classes)], 1).reshape(B * n_classes, H, W)
+    return grow_masks(m, r).reshape(B, n_classes, H, W).float()
+
+def objective_at(
+    run,                  # a `semples.explore.PipelineRun` loaded with its CLIP (and prompts)
+    n:int=256,            # images: the first n of the run's training split
+    radii=(0, 1, 2, 3),   # exact masks grown by these many pixels
+    batch_size:int=32,    # images per loss evaluation (the training batch size)
+)->dict:                  # name -> {match, refine (None without prompts), s_fg, s_bg, s_ref, area}
+    "Stage-(a) and stage-(c) losses of each trained network's masks and of the exact masks, on the same training images."
+    from semples.matching import MatchLoss, collate_pairs
+    from semples.refine import RefineLoss
+    from semples.prompts import prompt_features
+    if run.clip is None: raise ValueError("the run was loaded without its CLIP: use load_pipeline_run(folder, clip=True)")
+    sc, ds = run.config.stage_configs(), run.split('train', n)
+    ml = MatchLoss(run.clip, ds.classes, sc['match'])
+    rl = RefineLoss(run.clip, ds.classes, sc['refine'], prompt_features(run.prompts)) if run.prompts is not None else None
+    batches = [collate_pairs([ds[j] for j in range(i, min(i + batch_size, len(ds)))]) for i in range(0, len(ds), batch_size)]
+    fixed, C = _FixedMaps(), len(ds.classes)
+    nets = {k: v for k, v in run.nets.items()} | {f'exact, grown {r} px': r for r in radii}
+    out = {}
+    for name, net in nets.items():
+        acc, w = {}, 0
+        for b in batches:
+            if isinstance(net, int): fixed.maps = exact_maps(b['mask'].long(), C, net); net_b = fixed
+            else: net_b = net
+            with torch.no_grad():
+                lm, met, k = ml(net_b, b)
+                lr_, met2 = (rl(net_b, b)[:2] if rl is not None else (None, {}))
+            k = float(k)
+            for key, v in dict(match=lm, refine=lr_, **met, **{kk: vv for kk, vv in met2.items() if kk == 's_ref'}).items():
+                if v is not None: acc[key] = acc.get(key, 0.) + float(v) * k
+            w += k
+        out[name] = {key: acc[key] / w if key in acc else None for key in ('match', 'refine', 's_fg', 's_bg', 's_ref', 'area')}
+    return out
+
+def objective_table(
+    res:dict,             # `objective_at` output
+)->str:                   # markdown table
+    "The losses of the trained rows and the exact masks side by side (lowest stage-(a) loss in bold)."
+    best = min(res, key=lambda k: res[k]['match'])
+    f = lambda v: '' if v is None else f'{v:.3f}'
+    lines = ['| masks | L_match (stage a) | stage-(c) loss | s(fg, class) | s(bg, class) | s(fg, prompt) | mask area |', '|---|---|---|---|---|---|---|']
+    for k, v in res.items():
+        m = f"**{v['match']:.3f}**" if k == best else f(v['match'])
+        lines.append(f"| {ROW_LABELS.get(k, k)} | {m} | {f(v['refine'])} | {f(v['s_fg'])} | {f(v['s_bg'])} | {f(v['s_ref'])} | {f(v['area'])} |")
+    return '\n'.join(lines)
+
+# %% ../nbs/10_results.ipynb #b0737996
+def plot_bg_views(
+    run,                  # a `PipelineRun` loaded with its CLIP
+    n:int=4,              # the first n training images (the first class present in each)
+    row:str='matching',   # which trained network's masks to show
+    axs=None,             # (n, 4) matplotlib axes, or None for a new figure
+)->dict:                  # {'exact': [s_bg per image], row: [s_bg per image]}
+    "Image, exact-mask background view, the row's soft mask and its background view, with s(bg view, class sentence)."
+    import matplotlib.pyplot as plt
+    from semples.matching import MatchLoss, collate_pairs, pair_masks
+    from semples.clip import cosine
+    if run.clip is None: raise ValueError("the run was loaded without its CLIP: use load_pipeline_run(folder, clip=True)")
+    if row not in run.nets: raise ValueError(f"the run has no row {row!r}; it has {list(run.nets)}")
+    ds = run.split('train', n); sc = run.config.stage_configs()['match']; ml = MatchLoss(run.clip, ds.classes, sc)
+    b = collate_pairs([ds[i] for i in range(len(ds))]); x = b['image']
+    pairs, _ = ml.pairs(b)
+    first = [int(torch.nonzero(pairs[0] == i)[0]) for i in range(len(ds))]             # the first pair of each image
+    pairs = (pairs[0][first], pairs[1][first])
+    with torch.no_grad():
+        ms = {'exact': pair_masks(exact_maps(b['mask'].long(), len(ds.classes)), pairs, x.shape[-2:], sc.mask_eps),
+              row: pair_masks(run.nets[row](x).cams.float(), pairs, x.shape[-2:], sc.mask_eps)}
+        s = {k: cosine(run.clip.encode_masked(x, m, pairs)[1], ml.text[pairs[1]]).tolist() for k, m in ms.items()}
+    axs = axs if axs is not None else plt.subplots(len(ds), 4, figsize=(8, 2.1 * len(ds)), squeeze=False)[1]
+    for i in range(len(ds)):
+        cls = ds.classes[int(pairs[1][i])]; img = x[i].permute(1, 2, 0)
+        panels = [(img, f'{cls}'), ((x[i] * (1 - ms['exact'][i])).permute(1, 2, 0), f"exact: bg view, s = {s['exact'][i]:.2f}"),
+                  (ms[row][i], f'{ROW_LABELS.get(row, row).split(" ", 1)[0]}: soft mask'), ((x[i] * (1 - ms[row][i])).permute(1, 2, 0), f"{ROW_LABELS.get(row, row).split(' ', 1)[0]}: bg view, s = {s[row][i]:.2f}")]
+        for a, (im, t) in zip(axs[i], panels):
+            a.imshow(im.clamp(0, 1).numpy(), cmap='magma' if im.ndim == 2 else None, vmin=0, vmax=1); a.set_title(t, fontsize=7); a.axis('off')
+    return s

@@ -19,10 +19,11 @@ from .toyworld import ToyWorld, TOY_CLASSES, TOY_BACKGROUNDS, COOCCURRENCE, capt
 
 # %% auto #0
 __all__ = ['TOYCLIP_CFG', 'TOYCLIP_PREPROCESS', 'CLASS_TEMPLATE', 'BACKGROUND_TEMPLATE', 'KINDS', 'BARS', 'build_toyclip',
-           'toyclip_tokenizer', 'toyworld_token_ids', 'mask_image', 'normalize', 'masked_views', 'training_batch',
-           'contrastive_loss', 'toyclip_dir', 'save_toyclip', 'verify_toyclip', 'load_toyclip', 'pretrain_toyclip',
-           'to_chw', 'encode_images', 'encode_texts', 'class_prompts', 'background_prompts', 'toyclip_metrics',
-           'meets_bars', 'similarity_heatmap', 'removed_object_similarity', 'toyclip_eval', 'toyclip_pretrain']
+           'toyclip_tokenizer', 'toyworld_token_ids', 'mask_image', 'normalize', 'masked_views', 'rim_view',
+           'training_batch', 'contrastive_loss', 'toyclip_dir', 'save_toyclip', 'verify_toyclip', 'load_toyclip',
+           'pretrain_toyclip', 'to_chw', 'encode_images', 'encode_texts', 'class_prompts', 'background_prompts',
+           'toyclip_metrics', 'meets_bars', 'similarity_heatmap', 'removed_object_similarity', 'toyclip_eval',
+           'toyclip_pretrain']
 
 # %% ../nbs/02_toyclip.ipynb #88b183e7
 TOYCLIP_CFG = dict(  # open_clip model_cfg of the tiny CLIP
@@ -89,26 +90,44 @@ def masked_views(
             mask_image(sample['image'], 1 - m), caption(rest, sample['background'] if name_bg else None))
 
 # %% ../nbs/02_toyclip.ipynb #f8d575d1
-KINDS = ('full', 'empty', 'fg', 'bg')
+KINDS = ('full', 'empty', 'fg', 'bg', 'rim')
+
+def rim_view(
+    sample:dict, # a ToyWorld sample
+    cls:str,     # a class present in it
+    r:int,       # pixels to grow the class's mask by (0 gives the fg view)
+)->tuple:        # (image (3, H, W) float in [0, 1], caption naming the class and the image's background)
+    "The class's exact mask grown by `r` pixels, applied to the image: the object plus a rim of its surroundings."
+    if cls not in sample['objects']: raise ValueError(f"cls {cls!r} is not in this sample (objects: {sample['objects']})")
+    if r < 0: raise ValueError(f"r must be >= 0 pixels, got {r}")
+    m = torch.from_numpy(sample['mask'] == TOY_CLASSES.index(cls) + 1).float()
+    if r: m = F.max_pool2d(m[None, None], 2 * r + 1, 1, r)[0, 0]          # grow by r px (square neighbourhood)
+    return mask_image(sample['image'], m), caption([cls], sample['background'])
 
 def training_batch(
     world:ToyWorld,            # the training world (its seed is the training seed)
     step:int,                  # batch number: batch `step` uses images step*batch_size ... onwards
     batch_size:int=128,        # pairs per batch
-    mix:tuple=(0.6, 0.1, 0.15, 0.15), # probabilities of the kinds full, empty, fg, bg
+    mix:tuple=(0.6, 0.1, 0.15, 0.15), # probabilities of the kinds full, empty, fg, bg (and rim, when 5 are given)
     rng:np.random.Generator|None=None, # for kinds and caption choices; seeded from (world.seed, step) when None
+    rim_max:int=3,             # rim views grow the class by 1 ... rim_max pixels
 )->tuple:                      # (images (B, 3, H, W) float in [0, 1], list of B captions, list of B kinds)
     "One batch of image-caption pairs: full images, background-only images and masked views."
-    if abs(sum(mix) - 1) > 1e-6 or len(mix) != 4 or min(mix) < 0: raise ValueError(f"mix must be 4 probabilities summing to 1, got {mix}")
+    if len(mix) not in (4, 5) or abs(sum(mix) - 1) > 1e-6 or min(mix) < 0:
+        raise ValueError(f"mix must be 4 probabilities (full, empty, fg, bg) or 5 (+ rim) summing to 1, got {mix}")
+    if len(mix) == 5 and rim_max < 1: raise ValueError(f"rim_max must be >= 1 pixel, got {rim_max}")
     rng = rng or np.random.default_rng([world.seed, step, 7])
     imgs, caps, kinds = [], [], []
-    for j, k in enumerate(rng.choice(4, size=batch_size, p=list(mix))):
+    for j, k in enumerate(rng.choice(len(mix), size=batch_size, p=list(mix))):
         i = step * batch_size + j
         x = world.empty(i) if k == 1 else world[i]
         if k < 2: im, cap = mask_image(x['image'], np.ones(x['mask'].shape, np.float32)), x['caption']
-        else:
+        elif k < 4:
             fg, fc, bg, bc = masked_views(x, x['objects'][rng.integers(len(x['objects']))], rng)
             im, cap = (fg, fc) if k == 2 else (bg, bc)
+        else:
+            cls = x['objects'][rng.integers(len(x['objects']))]
+            im, cap = rim_view(x, cls, int(rng.integers(1, rim_max + 1)))
         imgs.append(im); caps.append(cap + ('.' if rng.random() < 0.5 else '')); kinds.append(KINDS[k])
     return torch.stack(imgs), caps, kinds
 
@@ -206,7 +225,8 @@ def pretrain_toyclip(
     lr:float=1e-3,          # peak learning rate
     weight_decay:float=0.1, # AdamW weight decay (matrices only)
     seed:int=1000,          # training world seed (and model init seed)
-    mix:tuple=(0.6, 0.1, 0.15, 0.15), # kinds full, empty, fg, bg
+    mix:tuple=(0.6, 0.1, 0.15, 0.15), # kinds full, empty, fg, bg (and rim: 5 probabilities, see `training_batch`)
+    rim_max:int=3,          # rim views grow the class by 1 ... rim_max pixels (used only with a 5-probability mix)
     p_caption_bg:float=0.3, # probability that a full image's object caption names the background
     p_cooc:float=0.95,      # own-background probability of the training world (stronger than ToyWorld's default)
     context:str='scene',    # the training world's `context`: 'scene' (the stored CLIP) or 'local' (see 01_toyworld)
@@ -229,7 +249,7 @@ def pretrain_toyclip(
     world, t0, losses = ToyWorld(seed=seed, p_cooc=p_cooc, p_caption_bg=p_caption_bg, context=context), time.time(), []
     model.train()
     for step in (bar := tqdm(range(steps), disable=not progress, desc='ToyCLIP')):
-        x, caps, _ = training_batch(world, step, batch_size, mix)
+        x, caps, _ = training_batch(world, step, batch_size, mix, rim_max=rim_max)
         uniq = list(dict.fromkeys(caps)); idx = torch.tensor([uniq.index(c) for c in caps], device=dev)
         fi = F.normalize(model.encode_image(normalize(x.to(dev))), dim=-1)
         ft = F.normalize(model.encode_text(lut[tok(uniq)].to(dev)), dim=-1)
@@ -241,6 +261,7 @@ def pretrain_toyclip(
     model.token_embedding = full
     model.eval()
     record = dict(train_seed=seed, steps=steps, batch_size=batch_size, lr=lr, weight_decay=weight_decay, mix=list(mix), p_caption_bg=p_caption_bg, p_cooc=p_cooc, context=context,
+                  **(dict(rim_max=rim_max) if len(mix) == 5 else {}),
                   threads=threads, device=str(dev), train_seconds=round(time.time() - t0, 1), final_loss=float(np.mean(losses[-20:])),
                   trained_token_ids=used.tolist(), mask_fill='pixel space: M*X with X in [0,1], blanked pixels 0 (black), then CLIP mean/std',
                   templates=dict(cls=CLASS_TEMPLATE, background=BACKGROUND_TEMPLATE), torch=torch.__version__, open_clip=open_clip.__version__)

@@ -1,12 +1,17 @@
-"bench/local_context.py (the ablation in the local-context ToyWorld): a --quick run trains a CLIP on the local world, runs rows A, C, D and E on it, retrains stage (c) at another lambda_ref, and collects a summary with per-pixel error bins and the objective profile; a seed without the CLIP is refused with the command that makes it."
+"bench/local_context.py (the ablation in the local-context ToyWorld): a --quick run trains a CLIP on the local world (the default recipe, and with rim views), runs rows A, C, D and E on it, retrains stage (c) at another lambda_ref, and collects a summary with per-pixel error bins and the objective profile; a seed without the CLIP is refused with the command that makes it, and a rim share outside [0, 1) is refused."
 from semples.core import load_json
 from semples.results import summarize, check_claims, ERROR_BINS
 
-def test_quick_local_context(tmp_path, bench_script):
+import pytest
+
+@pytest.mark.parametrize('rim', [0., 0.3])
+def test_quick_local_context(tmp_path, bench_script, rim):
     out, dest = tmp_path/'lc', tmp_path/'summary.json'
-    p = bench_script('local_context.py', '--out', out, '--quick', '--dest', dest); assert p.returncode == 0, p.stderr[-2000:]
+    p = bench_script('local_context.py', '--out', out, '--quick', '--dest', dest, '--rim', rim); assert p.returncode == 0, p.stderr[-2000:]
     res = load_json(dest)
     assert res['clip']['context'] == 'local' and res['summary']['seeds'] == [0]
+    assert len(res['clip']['mix']) == (5 if rim else 4) and res['dataset'] == ('toyworld-local-rim' if rim else 'toyworld-local')
+    if rim: assert res['clip']['mix'][-1] == rim and res['clip']['rim_max'] == 3
     run = res['runs'][0]
     assert run['config']['context'] == 'local' and run['config']['clip'] == str(out/'clip')
     assert set(run['miou']) == {'cam', 'matching', 'manual_prompts', 'semples'} and all(0 <= v <= 1 for v in run['miou'].values())
@@ -20,3 +25,7 @@ def test_quick_local_context(tmp_path, bench_script):
 def test_seed_needs_the_local_clip(tmp_path, bench_script):
     p = bench_script('local_context.py', '--out', tmp_path, '--seed', 5)
     assert p.returncode != 0 and 'run this script with --clip first' in p.stderr
+
+def test_rim_share_is_checked(tmp_path, bench_script):
+    p = bench_script('local_context.py', '--out', tmp_path, '--clip', '--rim', 1.5)
+    assert p.returncode != 0 and '--rim must be in [0, 1)' in p.stderr

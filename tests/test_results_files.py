@@ -2,10 +2,10 @@
 import math
 import pytest
 from semples.core import load_json, project_root
-from semples.results import (RESULTS_FILE, REPLICATION_FILE, LOCAL_FILE, LOCAL_DEV_FILE, ERRORS_FILE, DEV_TRIES_FILE, ERROR_BINS, summarize, check_claims,
-                             dev_tries_table)
+from semples.results import (RESULTS_FILE, REPLICATION_FILE, LOCAL_FILE, LOCAL_DEV_FILE, LOCAL_RIM_DEV_FILE, OBJECTIVE_FILE, ERRORS_FILE, DEV_TRIES_FILE,
+                             ERROR_BINS, summarize, check_claims, dev_tries_table)
 
-@pytest.mark.parametrize('name', [RESULTS_FILE, REPLICATION_FILE, LOCAL_FILE, LOCAL_DEV_FILE])
+@pytest.mark.parametrize('name', [RESULTS_FILE, REPLICATION_FILE, LOCAL_FILE, LOCAL_DEV_FILE, LOCAL_RIM_DEV_FILE])
 def test_ablation_summary_recomputes(name):
     res = load_json(project_root()/name)
     assert res['summary'] == summarize(res['runs'])
@@ -16,7 +16,7 @@ def test_replication_seeds_are_fresh():
     a, b, c = (set(load_json(project_root()/f)['summary']['seeds']) for f in (RESULTS_FILE, REPLICATION_FILE, LOCAL_FILE))
     assert not a & b and not c & (a | b) and not {0, 1, 2} & (a | b | c)   # never the development seeds 1-2 or the demo's seed 0
 
-@pytest.mark.parametrize('name', [LOCAL_FILE, LOCAL_DEV_FILE])
+@pytest.mark.parametrize('name', [LOCAL_FILE, LOCAL_DEV_FILE, LOCAL_RIM_DEV_FILE])
 def test_local_context_runs_are_local(name):
     res = load_json(project_root()/name)
     assert res['clip']['context'] == 'local' and all(r['config']['context'] == 'local' for r in res['runs'])
@@ -43,3 +43,18 @@ def test_local_dev_tries_are_on_dev_seeds():
     d = load_json(project_root()/LOCAL_DEV_FILE)
     assert d['summary']['seeds'] == [1, 2] and sorted(d['ref_tries']) == ['1', '2']
     assert all(r['lambda_ref'] != 0.05 and r['seed'] == int(s) for s, recs in d['ref_tries'].items() for r in recs)
+
+def test_rim_clip_runs_are_dev_seeds_with_a_rim_clip():
+    d = load_json(project_root()/LOCAL_RIM_DEV_FILE)
+    assert d['summary']['seeds'] == [1, 2] and d['dataset'] == 'toyworld-local-rim'
+    assert len(d['clip']['mix']) == 5 and math.isclose(sum(d['clip']['mix']), 1.0) and d['clip']['rim_max'] >= 1
+
+def test_objective_check_is_consistent():
+    d = load_json(project_root()/OBJECTIVE_FILE)
+    assert d['runs']
+    for name, r in d['runs'].items():
+        L = r['losses']; ex = [k for k in L if k.startswith('exact, grown ')]
+        assert 'cam' in L and 'matching' in L and ex[0] == 'exact, grown 0 px', name
+        areas = [L[k]['area'] for k in ex]; assert areas == sorted(areas), name             # growing a mask never shrinks it
+        assert all(v['refine'] >= v['match'] - 1e-9 for v in L.values()), name                # stage (c) adds a non-negative term
+        assert all(-1 <= v[s] <= 1 for v in L.values() for s in ('s_fg', 's_bg', 's_ref')), name
