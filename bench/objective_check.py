@@ -1,6 +1,7 @@
 """Does training reach the truth? For finished pipeline runs, the stage-(a) and stage-(c) losses of the masks each trained
 network draws and of the exact masks (grown by 0-3 px), on the same 256 training images (`semples.results.objective_at`).
-If a trained network's loss is below the exact masks', the objective itself prefers what training found.
+If a trained network's loss is below the exact masks', the objective itself prefers what training found. Also, per run,
+`semples.results.background_evidence`: where the class evidence of the exact background view comes from.
 
     python bench/objective_check.py scene-dev1=runs/dev_tries/base local-dev1=runs/local_dev/seed_1 \\
         local-rim-dev1=runs/local_ring_dev/seed_1 scene-21=runs/ablation/seed_21 local-41=runs/local_context/seed_41 \\
@@ -16,14 +17,15 @@ def check(runs:dict, n:int=256, figures=(), fig_dir:Path|None=None)->dict:
     import matplotlib.pyplot as plt
     from semples.core import load_json
     from semples.explore import load_pipeline_run
-    from semples.results import objective_at, objective_table, plot_bg_views
+    from semples.results import objective_at, objective_table, plot_bg_views, background_evidence
     out = {}
     for name, folder in runs.items():
         run = load_pipeline_run(folder)
         rec = load_json(Path(run.config.clip)/'open_clip_config.json').get('semples', {}) if Path(str(run.config.clip)).is_dir() else {}
         out[name] = dict(folder=str(folder), context=run.config.context, seed=run.config.seed, clip=str(run.config.clip),
-                         clip_mix=rec.get('mix'), n=n, losses=objective_at(run, n=n))
-        print(f'{name} ({folder}, seed {run.config.seed}, {run.config.context} world)\n' + objective_table(out[name]['losses']) + '\n', flush=True)
+                         clip_mix=rec.get('mix'), n=n, losses=objective_at(run, n=n), background_evidence=background_evidence(run, n=n))
+        print(f'{name} ({folder}, seed {run.config.seed}, {run.config.context} world)\n' + objective_table(out[name]['losses']), flush=True)
+        print('s(view, class): ' + '; '.join(f'{k} {v:.3f}' for k, v in out[name]['background_evidence'].items()) + '\n', flush=True)
         if name in figures and fig_dir is not None:
             s = plot_bg_views(run, n=4, row='matching')
             plt.gcf().suptitle(f'{name}: what the background term sees (first 4 training images of seed {run.config.seed})', fontsize=8)

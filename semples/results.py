@@ -16,7 +16,8 @@ __all__ = ['RESULTS_FILE', 'REPLICATION_FILE', 'LOCAL_FILE', 'LOCAL_DEV_FILE', '
            'summarize', 'check_claims', 'ablation_table', 'plot_ablation', 'ablation_rows', 'collect_ablation',
            'grid_cells', 'sensitivity_grid', 'plot_sensitivity', 'error_bins', 'error_breakdown', 'pipeline_errors',
            'errors_table', 'dev_tries_table', 'retrain_and_score', 'grow_masks', 'objective_profile',
-           'break_even_lambda', 'plot_profile', 'exact_maps', 'objective_at', 'objective_table', 'plot_bg_views']
+           'break_even_lambda', 'plot_profile', 'exact_maps', 'objective_at', 'objective_table', 'plot_bg_views',
+           'background_evidence']
 
 # %% ../nbs/10_results.ipynb #dbd0b834
 RESULTS_FILE = 'results/toyworld_ablation.json'
@@ -494,3 +495,28 @@ def plot_bg_views(
         for a, (im, t) in zip(axs[i], panels):
             a.imshow(im.clamp(0, 1).numpy(), cmap='magma' if im.ndim == 2 else None, vmin=0, vmax=1); a.set_title(t, fontsize=7); a.axis('off')
     return s
+
+# %% ../nbs/10_results.ipynb #edb19d3e
+def background_evidence(
+    run,                  # a `PipelineRun` loaded with its CLIP
+    n:int=256,            # images: the first n of the run's training split
+)->dict:                  # view -> mean s(view, class sentence) over the positive pairs (+ the painted view against absent classes)
+    "CLIP's similarity to the class sentence of the whole image, of the exact background view, and of that view with the object painted in the mean background colour (also against the sentences of classes absent from the image)."
+    from semples.cam import collate
+    from semples.clip import positive_pairs, cosine
+    if run.clip is None: raise ValueError("the run was loaded without its CLIP: use load_pipeline_run(folder, clip=True)")
+    ds = run.split('train', n); b = collate([ds[i] for i in range(len(ds))])
+    (bi, ci), gt = positive_pairs(b['labels']), b['mask'].long()
+    text = run.clip.class_text_features(list(ds.classes), (run.config.stage_configs()['match'].template,))   # (C, D)
+    x = b['image'][bi]; obj = torch.stack([gt[i] == k + 1 for i, k in zip(bi.tolist(), ci.tolist())]).float()[:, None]
+    rest = (gt[bi] == 0).float()[:, None]                                             # background pixels (no object at all)
+    colour = (x * rest).sum((2, 3), keepdim=True) / rest.sum((2, 3), keepdim=True).clamp_min(1)
+    own = (torch.arange(len(bi)), torch.zeros(len(bi), dtype=torch.long))            # each view is its own image, one map each
+    ones = torch.ones(len(bi), 1, *x.shape[-2:])
+    views = {'whole image': x, 'object blanked to black (exact bg view)': x * (1 - obj), 'object painted in the background colour': x * (1 - obj) + colour * obj}
+    with torch.no_grad():
+        feats = {k: run.clip.encode_masked(v, ones, own)[0] for k, v in views.items()}
+        out = {k: cosine(f, text[ci]).mean().item() for k, f in feats.items()}
+        absent = b['labels'][bi] == 0                                                  # (P, C): classes not in the pair's image
+        out['painted, against classes absent from the image'] = (feats['object painted in the background colour'] @ text.T)[absent].mean().item()
+    return out

@@ -7,6 +7,7 @@ def test_quick_objective_check(tmp_path, bench_script):
     assert r['context'] == 'scene' and r['seed'] == 3 and r['n'] == 8
     assert list(r['losses']) == ['cam', 'matching', 'semples'] + [f'exact, grown {k} px' for k in range(4)]
     assert (tmp_path/'toyworld_bg_views_quick.png').stat().st_size > 10_000 and len(r['figure_s_bg']['exact']) == 4
+    assert len(r['background_evidence']) == 4 and all(-1 <= v <= 1 for v in r['background_evidence'].values())
 
 def test_runs_need_names(tmp_path, bench_script):
     p = bench_script('objective_check.py', 'runs/somewhere', '--dest', tmp_path/'x.json')
