@@ -15,12 +15,14 @@ the local world instead (the stored CLIP never saw a patch).
 
 A second CLIP recipe, `--rim 0.3`, adds "rim views" to pretraining (30% of each batch: one class grown by 1-3 px, captioned
 with the class and the background, `semples.toyclip.rim_view`), so the CLIP can see a thin band of background round an
-object. Its runs go to another folder, and --collect writes them to results/toyworld_local_rim*.json and the
-results.csv rows `toyworld-local-rim`:
+object. It was run on the development seeds only (stage (a) collapsed there, so no fresh seeds were run; 10_results):
 
-    python bench/local_context.py --out runs/local_rim --clip --rim 0.3 --threads 1   # ~5 min
-    python bench/local_context.py --out runs/local_rim --seed 51               # and 52, 53
-    python bench/local_context.py --out runs/local_rim --collect --seeds 51,52,53
+    python bench/local_context.py --out runs/local_ring_dev --clip --rim 0.3 --threads 1   # ~5 min
+    python bench/local_context.py --out runs/local_ring_dev --seed 1           # and 2
+    python bench/local_context.py --out runs/local_ring_dev --collect --seeds 1,2 --dest results/toyworld_local_rim_dev.json
+
+Collected without --dest, a rim-CLIP folder goes to results/toyworld_local_rim.json and the results.csv rows
+`toyworld-local-rim` (a default-CLIP folder to results/toyworld_local_context.json and `toyworld-local`).
 """
 import argparse, json, shutil
 from pathlib import Path
