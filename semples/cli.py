@@ -25,6 +25,7 @@ COMMANDS = {  # name -> (module, function, one-line help)
     'prompts': ('semples.pipeline', 'prompts', 'real mode, stage (b): learn background prompts from OUT/match into OUT/prompts (+ nearest words)'),
     'refine': ('semples.pipeline', 'refine', 'real mode, stage (c): retrain from OUT/cam with the prompts of OUT/prompts into OUT/refine'),
     'pseudo': ('semples.pipeline', 'pseudo', 'real mode: pseudo-mask PNGs of the training split from a stage\'s CAMs into OUT/pseudo/masks (+ mIoU)'),
+    'objective': ('semples.pipeline', 'objective', 'real mode: losses of each finished stage\'s masks and of the ground-truth masks (does the objective prefer the truth?) into OUT/objective.json'),
     'bench': ('semples.bench', 'bench', 'benchmark each stage\'s training step: images/s, FLOPs, peak memory (GPU)'),
 }
 

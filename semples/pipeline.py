@@ -16,7 +16,8 @@ __all__ = ['STAGES', 'STAGE_INPUTS', 'STAGE_HELP', 'DATA_FIELDS', 'CLIP_FIELDS',
            'CONFIG_SECTIONS', 'VOC_TRAIN_AUG', 'COCO_TRAIN', 'plot_pipeline', 'preset_config', 'check_config',
            'load_config', 'write_preset_configs', 'rank', 'stage_config', 'stage_state', 'require_stage', 'check_stage',
            'check_inputs', 'open_dataset', 'open_clip_model', 'run_cam', 'run_match', 'run_refine', 'readout_words',
-           'run_prompts', 'pseudo_folder', 'run_pseudo', 'cam', 'match', 'prompts', 'refine', 'pseudo', 'run_tree']
+           'run_prompts', 'pseudo_folder', 'run_pseudo', 'run_objective', 'cam', 'match', 'prompts', 'refine', 'pseudo',
+           'objective', 'run_tree']
 
 # %% ../nbs/14_pipeline.ipynb #fe4f46de
 STAGES = ('cam', 'match', 'prompts', 'refine', 'pseudo')  # in the order they run
@@ -380,6 +381,7 @@ def open_dataset(
     cfg:dict,           # the resolved config
     split:str,          # split name or list file
     mode:str='full',    # 'train' (random crops), 'resize' (crop_size, no randomness) or 'full' (original size)
+    masks:bool=False,   # with 'train' / 'resize' on VOC: also read the ground-truth masks (they are skipped by default)
 ):
     "A dataset of the config's data folder; writes a ToyWorld export first when `data.toyworld_export` asks for one and root is missing."
     from semples.data import get_dataset, train_transform, resize_transform
@@ -402,7 +404,7 @@ def open_dataset(
     elif mode == 'resize': tf = resize_transform(d['crop_size'])
     elif mode != 'full': raise ValueError(f"mode must be 'train', 'resize' or 'full', got {mode!r}")
     kw = dict(d['dataset_kw'])
-    if mode != 'full' and d['kind'] == 'voc': kw.setdefault('with_masks', False)   # training needs image labels only: no mask decoding
+    if mode != 'full' and d['kind'] == 'voc': kw.setdefault('with_masks', masks)   # training needs image labels only: no mask decoding
     return get_dataset(d['kind'], d['root'], split, transform=tf, cache_dir=d['cache_dir'], **kw)
 
 def open_clip_model(
@@ -604,11 +606,46 @@ def run_pseudo(
     run.log(event='pseudo', **{k: v for k, v in s.items() if k != 'per_class'})
     _finish(out, folder, s, not progress, barrier=False); return s
 
+# %% ../nbs/14_pipeline.ipynb #3235482a
+def run_objective(
+    cfg:dict,              # the resolved config
+    out:str|Path,          # the run folder (reads OUT/cam, OUT/match, OUT/prompts, OUT/refine: whichever finished)
+    config='CONFIG',       # the config's path (for messages)
+    progress:bool=True,    # print the table
+    split:str|None=None,   # a split with ground-truth masks (default: the config's pseudo.tune_split, else train_split)
+    n:int=256,             # images: the first n of the split
+)->dict:                   # {split, n, losses: name -> {match, refine, s_fg, s_bg, s_ref, area}, lowest}
+    "Stage-(a)/(c) losses of each finished stage's masks and of the ground-truth masks, on a split with masks: OUT/objective.json."
+    from semples.cam import load_cam_net
+    from semples.matching import MatchConfig
+    from semples.refine import RefineConfig
+    from semples.prompts import load_prompts, prompt_features
+    from semples.results import objective_losses, objective_table
+    out = Path(out); split = split or cfg['pseudo'].get('tune_split') or cfg['data']['train_split']
+    done = {row: st for row, st in (('cam', 'cam'), ('matching', 'match'), ('semples', 'refine')) if (out/st/'summary.json').is_file()}
+    if not done: raise FileNotFoundError(f"no finished stage in {out}: run `{_cmd('cam', config, out)}` first")
+    if n < 1: raise ValueError(f"n must be >= 1 image, got {n}")
+    ds = open_dataset(cfg, split, 'resize', masks=True)
+    if not ds.has_masks: raise ValueError(f"split {split!r} of {cfg['data']['root']} has no ground-truth masks: pass --split with one that has (VOC: train or val)")
+    mc, rc = MatchConfig(**cfg['match']), RefineConfig(**cfg['refine'])
+    dev = _stage_device(mc.device); clip = open_clip_model(cfg, dev)
+    nets = {row: load_cam_net(out/st) for row, st in done.items()}
+    for row, net in nets.items(): _check_classes(net.n_classes, ds, f'the network in {out/done[row]}')
+    pf = prompt_features(load_prompts(out/'prompts', clip)) if (out/'prompts'/'summary.json').is_file() else None
+    items = [ds[i] for i in range(min(n, len(ds)))]
+    losses = objective_losses(clip, items, nets, ds.classes, mc, rc, pf, batch_size=mc.batch_size)
+    s = dict(split=split, n=len(items), losses=losses, lowest=min(losses, key=lambda k: losses[k]['match']),
+             note='stage-(a) loss L_match and stage-(c) loss of each finished stage and of the ground-truth masks grown by r px (semples.results.objective_losses)')
+    if rank() == 0:
+        save_json(s, out/'objective.json')
+        if progress: print(objective_table(losses))
+    return s
+
 # %% ../nbs/14_pipeline.ipynb #eb2d4b68
 def _command(stage:str, config, out, quiet:bool, **kw)->int:
     if not config or not out:
         print(f"semples {stage}: error: both --config CONFIG.json and --out RUN_FOLDER are required", file=sys.stderr); return 2
-    fn = dict(cam=run_cam, match=run_match, prompts=run_prompts, refine=run_refine, pseudo=run_pseudo)[stage]
+    fn = dict(cam=run_cam, match=run_match, prompts=run_prompts, refine=run_refine, pseudo=run_pseudo, objective=run_objective)[stage]
     try:
         cfg = load_config(config)
         s = fn(cfg, out, config=config, progress=not quiet, **kw)
@@ -660,6 +697,16 @@ def pseudo(
 )->int:
     "Pseudo masks of the training split from a stage's CAMs (palette PNGs) and their mIoU when masks exist."
     return _command('pseudo', config, out, quiet, source=stage)
+
+def objective(
+    config:str=None,    # JSON config
+    out:str=None,       # a run folder with finished stages; writes OUT/objective.json
+    split:str=None,     # a split with ground-truth masks (default: the config's pseudo.tune_split, else its train_split)
+    n:int=256,          # images: the first n of the split
+    quiet:bool=False,   # do not print the table
+)->int:
+    "Does the objective prefer the truth? Stage-(a)/(c) losses of each finished stage's masks and of the ground-truth masks."
+    return _command('objective', config, out, quiet, split=split, n=n)
 
 # %% ../nbs/14_pipeline.ipynb #a5075b12
 def run_tree(

@@ -16,8 +16,8 @@ __all__ = ['RESULTS_FILE', 'REPLICATION_FILE', 'LOCAL_FILE', 'LOCAL_DEV_FILE', '
            'summarize', 'check_claims', 'ablation_table', 'plot_ablation', 'ablation_rows', 'collect_ablation',
            'grid_cells', 'sensitivity_grid', 'plot_sensitivity', 'error_bins', 'error_breakdown', 'pipeline_errors',
            'errors_table', 'dev_tries_table', 'retrain_and_score', 'grow_masks', 'objective_profile',
-           'break_even_lambda', 'plot_profile', 'exact_maps', 'objective_at', 'objective_table', 'plot_bg_views',
-           'background_evidence']
+           'break_even_lambda', 'plot_profile', 'exact_maps', 'objective_losses', 'objective_at', 'objective_table',
+           'plot_bg_views', 'background_evidence']
 
 # %% ../nbs/10_results.ipynb #dbd0b834
 RESULTS_FILE = 'results/toyworld_ablation.json'
@@ -408,7 +408,7 @@ class _FixedMaps(torch.nn.Module):
     "Stands in for a mask generator: returns the (B, C, H, W) maps set in `.maps` as its CAMs."
     def forward(self, x):
         from types import SimpleNamespace
-        return SimpleNamespace(cams=self.maps, logits=torch.zeros(self.maps.shape[:2]))
+        return SimpleNamespace(cams=self.maps, logits=torch.zeros(self.maps.shape[:2], device=self.maps.device))
 
 def exact_maps(
     mask:torch.Tensor,  # (B, H, W) ground-truth class-index masks (0 background, 255 ignore)
@@ -420,25 +420,31 @@ def exact_maps(
     m = torch.stack([mask == k + 1 for k in range(n_classes)], 1).reshape(B * n_classes, H, W)
     return grow_masks(m, r).reshape(B, n_classes, H, W).float()
 
-def objective_at(
-    run,                  # a `semples.explore.PipelineRun` loaded with its CLIP (and prompts)
-    n:int=256,            # images: the first n of the run's training split
+def objective_losses(
+    clip,                 # the frozen CLIP (`semples.clip.load_clip`)
+    items:list,           # dataset items with image, labels and a ground-truth `mask` (0 background, 255 ignore)
+    nets:dict,            # name -> trained mask generator (`CamNet`); evaluated as they are
+    classes,              # the dataset's class names (C)
+    match_cfg,            # the `MatchConfig` stage (a) trained with
+    refine_cfg=None,      # the `RefineConfig` of stage (c) (needs `prompt_feats`)
+    prompt_feats=None,    # (C, D) learned prompt features, or None to skip the stage-(c) loss
     radii=(0, 1, 2, 3),   # exact masks grown by these many pixels
-    batch_size:int=32,    # images per loss evaluation (the training batch size)
+    batch_size:int=32,    # images per loss evaluation
 )->dict:                  # name -> {match, refine (None without prompts), s_fg, s_bg, s_ref, area}
-    "Stage-(a) and stage-(c) losses of each trained network's masks and of the exact masks, on the same training images."
+    "Stage-(a) and stage-(c) losses of each network's masks and of the exact masks (grown by r), on the same images."
     from semples.matching import MatchLoss, collate_pairs
     from semples.refine import RefineLoss
-    from semples.prompts import prompt_features
-    if run.clip is None: raise ValueError("the run was loaded without its CLIP: use load_pipeline_run(folder, clip=True)")
-    sc, ds = run.config.stage_configs(), run.split('train', n)
-    ml = MatchLoss(run.clip, ds.classes, sc['match'])
-    rl = RefineLoss(run.clip, ds.classes, sc['refine'], prompt_features(run.prompts)) if run.prompts is not None else None
-    batches = [collate_pairs([ds[j] for j in range(i, min(i + batch_size, len(ds)))]) for i in range(0, len(ds), batch_size)]
-    fixed, C = _FixedMaps(), len(ds.classes)
-    nets = {k: v for k, v in run.nets.items()} | {f'exact, grown {r} px': r for r in radii}
+    if not items: raise ValueError("no images to score: pass at least one dataset item")
+    if 'mask' not in items[0]: raise ValueError("the items have no ground-truth 'mask': use a split with segmentation masks")
+    dev = clip.device
+    ml = MatchLoss(clip, classes, match_cfg)
+    rl = RefineLoss(clip, classes, refine_cfg, prompt_feats) if prompt_feats is not None and refine_cfg is not None else None
+    batches = [collate_pairs(items[i:i + batch_size]) for i in range(0, len(items), batch_size)]
+    batches = [{k: v.to(dev) if torch.is_tensor(v) else v for k, v in b.items()} for b in batches]
+    fixed, C = _FixedMaps(), len(classes)
+    todo = {k: v.to(dev).eval() for k, v in nets.items()} | {f'exact, grown {r} px': r for r in radii}
     out = {}
-    for name, net in nets.items():
+    for name, net in todo.items():
         acc, w = {}, 0
         for b in batches:
             if isinstance(net, int): fixed.maps = exact_maps(b['mask'].long(), C, net); net_b = fixed
@@ -452,6 +458,19 @@ def objective_at(
             w += k
         out[name] = {key: acc[key] / w if key in acc else None for key in ('match', 'refine', 's_fg', 's_bg', 's_ref', 'area')}
     return out
+
+def objective_at(
+    run,                  # a `semples.explore.PipelineRun` loaded with its CLIP (and prompts)
+    n:int=256,            # images: the first n of the run's training split
+    radii=(0, 1, 2, 3),   # exact masks grown by these many pixels
+    batch_size:int=32,    # images per loss evaluation (the training batch size)
+)->dict:                  # name -> {match, refine (None without prompts), s_fg, s_bg, s_ref, area}
+    "`objective_losses` of a ToyWorld pipeline run: every trained row and the exact masks, on its first n training images."
+    from semples.prompts import prompt_features
+    if run.clip is None: raise ValueError("the run was loaded without its CLIP: use load_pipeline_run(folder, clip=True)")
+    sc, ds = run.config.stage_configs(), run.split('train', n)
+    pf = prompt_features(run.prompts) if run.prompts is not None else None
+    return objective_losses(run.clip, [ds[i] for i in range(len(ds))], run.nets, ds.classes, sc['match'], sc['refine'], pf, radii, batch_size)
 
 def objective_table(
     res:dict,             # `objective_at` output
