@@ -18,3 +18,4 @@ timeout 330 python3 -c "from semples.bench import bench; bench(compile=True, out
 # issue 7 (about 1-2 min): every real-mode stage, 512 images at 224 px, 20 steps each
 timeout 200 python3 bench/realmode_gpu.py --out /tmp/realmode --n 512 --size 224 --steps 20 2>&1 | tee "$OUT/realmode.log"
 cp /tmp/realmode/bench.json "$OUT/realmode.json" 2>/dev/null || true
+cp /tmp/realmode/objective.json "$OUT/realmode_objective.json" 2>/dev/null || true   # the objective check path on GPU (random CLIP: numbers meaningless)

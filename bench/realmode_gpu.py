@@ -3,7 +3,8 @@
 GPU acceptance (issue 7):  python bench/realmode_gpu.py --out /tmp/bench --n 512 --size 224 --steps 20
   (exports a ToyWorld VOC folder at 224 px, random-init open_clip ViT-B-16 and timm DeiT-S; no download).
 CPU smoke test (tests/test_segment.py): python bench/realmode_gpu.py --out DIR --n 8 --size 64 --steps 1 --tiny
-Stages: cam (stage 0), match (a), prompts (b), refine (c), pseudo (CAMs -> PNGs), segment (DeepLabV3-R50, random init).
+Stages: cam (stage 0), match (a), prompts (b), refine (c), the objective check (losses of those masks vs the true masks,
+OUT/objective.json), pseudo (CAMs -> PNGs), segment (DeepLabV3-R50, random init).
 """
 import argparse, json, time
 from pathlib import Path
@@ -52,6 +53,11 @@ def main(argv=None):
     neta, _ = _stage('match (a)', S * B, lambda: train_matching(net0, train, clip, MatchConfig(steps=S, batch_size=B, amp=amp, device=str(dev)), out/'match', progress=False), dev, table)
     pe, _ = _stage('prompts (b)', len(train), lambda: train_prompts(neta, train, clip, PromptConfig(steps=S, batch_size=B, device=str(dev)), out=out/'prompts', progress=False), dev, table)
     netc, _ = _stage('refine (c)', S * B, lambda: train_refine(net0, train, clip, prompt_features(pe), RefineConfig(steps=S, batch_size=B, amp=amp, device=str(dev)), out=out/'refine', progress=False), dev, table)
+    from semples.results import objective_losses          # does the objective prefer the true masks? (10_results)
+    k = min(64, len(train))
+    obj = _stage('objective check', k, lambda: objective_losses(clip, [train[i] for i in range(k)], {'cam': net0, 'matching': neta, 'semples': netc}, train.classes,
+                 MatchConfig(batch_size=B, amp=amp, device=str(dev)), RefineConfig(batch_size=B, amp=amp, device=str(dev)), prompt_features(pe), batch_size=B), dev, table)
+    (out/'objective.json').write_text(json.dumps(obj, indent=1))
     def pseudo():
         cams = predict_cams(netc, train, scales=(1.0,), flip=True, batch_size=B, device=str(dev), progress=False)
         return save_pseudo_masks(cams, train, out/'pseudo', 0.45, progress=False)

@@ -54,13 +54,15 @@ def test_results_table_of_repo_csv():
     assert md.count('\n') >= 2 and md.splitlines()[0].startswith('| dataset')
 
 def test_realmode_bench_runs_on_cpu_tiny(tmp_path):
-    "The GPU acceptance script runs every stage end to end (tiny CLIP, toy nets, 1 step) and reports each."
+    "The GPU acceptance script runs every stage end to end (tiny CLIP, toy nets, 1 step), the objective check included, and reports each."
     env = dict(os.environ, OMP_NUM_THREADS='1')
     r = subprocess.run([sys.executable, str(Path(__file__).parents[1]/'bench'/'realmode_gpu.py'), '--out', str(tmp_path),
                         '--n', '32', '--size', '64', '--steps', '1', '--batch', '4', '--tiny'], env=env, timeout=300, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     rows = json.loads((tmp_path/'bench.json').read_text())
-    assert [x['stage'] for x in rows] == ['cam (stage 0)', 'match (a)', 'prompts (b)', 'refine (c)', 'pseudo', 'segment']
+    assert [x['stage'] for x in rows] == ['cam (stage 0)', 'match (a)', 'prompts (b)', 'refine (c)', 'objective check', 'pseudo', 'segment']
+    obj = json.loads((tmp_path/'objective.json').read_text())
+    assert list(obj) == ['cam', 'matching', 'semples'] + [f'exact, grown {r} px' for r in range(4)] and all(v['refine'] >= v['match'] - 1e-6 for v in obj.values())
     assert all(x['images_per_s'] > 0 for x in rows)
     assert (tmp_path/'segment'/'metrics.jsonl').exists() and len(list((tmp_path/'pseudo').glob('*.png'))) == 32
 
