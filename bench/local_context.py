@@ -21,8 +21,16 @@ object. It was run on the development seeds only (stage (a) collapsed there, so 
     python bench/local_context.py --out runs/local_ring_dev --seed 1           # and 2
     python bench/local_context.py --out runs/local_ring_dev --collect --seeds 1,2 --dest results/toyworld_local_rim_dev.json
 
+A third, `--context scene --p-cooc 0.85`, is the scene world with a CLIP pretrained on ToyWorld's own co-occurrence rate
+(0.85) instead of the stored CLIP's 0.95 (development seeds only, 10_results):
+
+    python bench/local_context.py --out runs/cooc85_dev --clip --context scene --p-cooc 0.85 --threads 1
+    python bench/local_context.py --out runs/cooc85_dev --seed 1               # and 2
+    python bench/local_context.py --out runs/cooc85_dev --collect --seeds 1,2 --dest results/toyworld_scene_cooc85_dev.json
+
 Collected without --dest, a rim-CLIP folder goes to results/toyworld_local_rim.json and the results.csv rows
-`toyworld-local-rim` (a default-CLIP folder to results/toyworld_local_context.json and `toyworld-local`).
+`toyworld-local-rim` (a default-CLIP folder to results/toyworld_local_context.json and `toyworld-local`); other
+variants need --dest.
 """
 import argparse, json, shutil
 from pathlib import Path
@@ -37,30 +45,36 @@ def clip_mix(rim:float=0.)->tuple:
     if not 0 <= rim < 1: raise ValueError(f"--rim must be in [0, 1), got {rim}")
     return tuple(v * (1 - rim) for v in MIX) + (rim,) if rim else MIX
 
-def dataset_name(out:Path)->str:
-    "'toyworld-local-rim' when OUT/clip was trained with rim views, else 'toyworld-local'."
+def clip_record(out:Path)->dict:
+    "The training record of OUT/clip (`pretrain_toyclip`): context, mix, p_cooc, ..."
     from semples.core import load_json
-    return 'toyworld-local-rim' if len(load_json(out/'clip'/'open_clip_config.json')['semples']['mix']) == 5 else 'toyworld-local'
+    return load_json(out/'clip'/'open_clip_config.json')['semples']
 
-def make_clip(out:Path, quick:bool=False, threads:int=2, rim:float=0.)->Path:
-    "Train (or reuse) the tiny CLIP on the local world: OUT/clip (with rim views when rim > 0)."
+def dataset_name(out:Path)->str:
+    "The results.csv dataset of OUT's CLIP: toyworld-{context}, + '-rim' (rim views), + '-coocNN' (a p_cooc other than 0.95)."
+    r = clip_record(out)
+    return f"toyworld-{r['context']}" + ('-rim' if len(r['mix']) == 5 else '') + (f"-cooc{round(100 * r['p_cooc'])}" if r['p_cooc'] != 0.95 else '')
+
+def make_clip(out:Path, quick:bool=False, threads:int=2, rim:float=0., context:str='local', p_cooc:float=0.95)->Path:
+    "Train (or reuse) the tiny CLIP on the `context` world: OUT/clip (with rim views when rim > 0; `p_cooc` of its training world)."
     from semples.toyclip import pretrain_toyclip, verify_toyclip
     path = out/'clip'
     if (path/'SHA256SUMS').is_file():
-        verify_toyclip(path)
-        if len(clip_mix(rim)) == 5 and dataset_name(out) != 'toyworld-local-rim': raise ValueError(f"{path} was trained without rim views; use another --out")
+        verify_toyclip(path); r = clip_record(out)
+        if (r['context'], len(r['mix']) == 5, r['p_cooc']) != (context, rim > 0, p_cooc):
+            raise ValueError(f"{path} was trained with context {r['context']!r}, {'rim views' if len(r['mix']) == 5 else 'no rim views'}, p_cooc {r['p_cooc']}; use another --out")
         return path
-    _, rec = pretrain_toyclip(path, steps=2 if quick else 400, batch_size=8 if quick else 128, context='local', mix=clip_mix(rim), rim_max=3,
-                              threads=threads, progress=False)
+    _, rec = pretrain_toyclip(path, steps=2 if quick else 400, batch_size=8 if quick else 128, context=context, mix=clip_mix(rim), rim_max=3,
+                              p_cooc=p_cooc, threads=threads, progress=False)
     print(json.dumps(dict(clip=str(path), train_seconds=rec['train_seconds'], final_loss=rec['final_loss'])), flush=True)
     return path
 
 def run_seed(out:Path, seed:int, quick:bool=False)->dict:
-    "The pipeline (rows A, C, D, E) on the local world of `seed`, with the local-world CLIP; resumes."
+    "The pipeline (rows A, C, D, E) on the world of `seed` that OUT's CLIP was trained on, with that CLIP; resumes."
     from semples.demo import run_pipeline, PipelineConfig, quick_config
     clip = out/'clip'
     if not (clip/'SHA256SUMS').is_file(): raise FileNotFoundError(f"no local-world CLIP at {clip}: run this script with --clip first")
-    kw = dict(seed=seed, context='local', clip=str(clip), rows=ROWS, threads=1, clip_eval_n=12 if quick else 300, pseudo_masks=False)
+    kw = dict(seed=seed, context=clip_record(out)['context'], clip=str(clip), rows=ROWS, threads=1, clip_eval_n=12 if quick else 300, pseudo_masks=False)
     m = run_pipeline(out/f'seed_{seed}', quick_config(**kw) if quick else PipelineConfig(**kw), progress=False)
     print(json.dumps(dict(seed=seed, miou=m['miou'], own_background_fpr=m['background_leak'], prompt_words=m.get('prompt_words'))), flush=True)
     return m
@@ -81,17 +95,18 @@ def ref_tries(out:Path, seed:int, lambdas)->list:
     return recs
 
 def profile(out:Path, seed:int, n:int=64)->dict:
-    "`semples.results.objective_profile` of the local world's CLIP on the first `n` test images of `seed`."
+    "`semples.results.objective_profile` of OUT's CLIP on the first `n` test images of `seed` (its world)."
     from semples.clip import load_clip
     from semples.cam import toy_splits
     from semples.results import objective_profile
-    return objective_profile(load_clip(str(out/'clip')), toy_splits(1, 1, n, seed=seed, context='local')['test'], n=n)
+    return objective_profile(load_clip(str(out/'clip')), toy_splits(1, 1, n, seed=seed, context=clip_record(out)['context'])['test'], n=n)
 
 def collect(out:Path, seeds:tuple, dest:Path|None=None, n_profile:int=64)->dict:
     "Summarise the finished seeds (as the scene-world ablation is) plus each row's error breakdown (2-px outline band, and none); one atomic JSON file."
     from semples.core import project_root, save_json, load_json
     from semples.results import collect_ablation, pipeline_errors
-    name = dataset_name(out); main = project_root()/MAIN[name]
+    name = dataset_name(out); main = project_root()/MAIN[name] if name in MAIN else None
+    if dest is None and main is None: raise ValueError(f"the runs in {out} are {name}, which has no summary file of its own: give --dest")
     dest = Path(dest) if dest else main
     res = collect_ablation(out, seeds, dest=dest, figures=False)
     res['errors'] = {str(s): pipeline_errors(out/f'seed_{s}', rows=ROWS) for s in seeds}
@@ -102,7 +117,8 @@ def collect(out:Path, seeds:tuple, dest:Path|None=None, n_profile:int=64)->dict:
     res['ref_tries'] = {str(s): [json.loads(l) for l in p.read_text().splitlines() if l] for s, p in logs.items() if p.is_file()}
     res['clip'] = load_json(out/'clip'/'open_clip_config.json')['semples']
     res['clip'].pop('trained_token_ids', None)
-    res['world'] = "ToyWorld(context='local'): the image's background in an oval patch around each object, another background elsewhere"
+    res['world'] = ("ToyWorld(context='local'): the image's background in an oval patch around each object, another background elsewhere"
+                    if res['clip']['context'] == 'local' else "ToyWorld(context='scene'): the image's background behind the whole image")
     res['dataset'] = name
     save_json(res, dest)
     if dest == main:   # the stored summary also goes into results.csv (and so the README)
@@ -124,15 +140,17 @@ if __name__ == '__main__':
     ap.add_argument('--seeds', default='41,42,43')
     ap.add_argument('--dest', default=None, help=f'summary file (default {LOCAL_FILE}, or {LOCAL_RIM_FILE} for a rim-view CLIP, in the checkout)')
     ap.add_argument('--threads', type=int, default=2, help='with --clip: torch threads for CLIP training (the result depends on it)')
+    ap.add_argument('--context', default='local', choices=('local', 'scene'), help="with --clip: the world the CLIP (and so the seeds' pipelines) use")
+    ap.add_argument('--p-cooc', type=float, default=0.95, help="with --clip: own-background probability of the CLIP's training world (pretrain_toyclip's default 0.95)")
     ap.add_argument('--rim', type=float, default=0., help='with --clip: share of rim views in CLIP pretraining (0: the default recipe)')
     ap.add_argument('--ref-tries', default=None, help='with --seed: comma-separated lambda_ref values for stage (c) retrained on that seed')
     ap.add_argument('--quick', action='store_true', help='tiny CLIP training and a quick pipeline on seed 0 (numbers mean nothing)')
     a = ap.parse_args(); out = Path(a.out)
     if a.quick:
-        make_clip(out, quick=True, rim=a.rim); run_seed(out, 0, quick=True); ref_tries(out, 0, [0.5])
+        make_clip(out, quick=True, rim=a.rim, context=a.context, p_cooc=a.p_cooc); run_seed(out, 0, quick=True); ref_tries(out, 0, [0.5])
         print(json.dumps(collect(out, (0,), dest=Path(a.dest or out/'summary.json'), n_profile=8)['summary']['miou'], indent=1))
     else:
-        if a.clip: make_clip(out, threads=a.threads, rim=a.rim)
+        if a.clip: make_clip(out, threads=a.threads, rim=a.rim, context=a.context, p_cooc=a.p_cooc)
         if a.seed is not None:
             run_seed(out, a.seed)
             if a.ref_tries: ref_tries(out, a.seed, [float(v) for v in a.ref_tries.split(',')])

@@ -12,10 +12,10 @@ from .demo import ROWS, ROW_LABELS
 
 # %% auto #0
 __all__ = ['RESULTS_FILE', 'REPLICATION_FILE', 'LOCAL_FILE', 'LOCAL_DEV_FILE', 'LOCAL_RIM_FILE', 'LOCAL_RIM_DEV_FILE',
-           'OBJECTIVE_FILE', 'SENSITIVITY_FILE', 'ERROR_BINS', 'ERRORS_FILE', 'DEV_TRIES_FILE', 'PROFILE_RADII',
-           'summarize', 'check_claims', 'ablation_table', 'plot_ablation', 'ablation_rows', 'collect_ablation',
-           'grid_cells', 'sensitivity_grid', 'plot_sensitivity', 'error_bins', 'error_breakdown', 'pipeline_errors',
-           'errors_table', 'dev_tries_table', 'retrain_and_score', 'grow_masks', 'objective_profile',
+           'OBJECTIVE_FILE', 'COOC85_DEV_FILE', 'SENSITIVITY_FILE', 'ERROR_BINS', 'ERRORS_FILE', 'DEV_TRIES_FILE',
+           'PROFILE_RADII', 'summarize', 'check_claims', 'ablation_table', 'plot_ablation', 'ablation_rows',
+           'collect_ablation', 'grid_cells', 'sensitivity_grid', 'plot_sensitivity', 'error_bins', 'error_breakdown',
+           'pipeline_errors', 'errors_table', 'dev_tries_table', 'retrain_and_score', 'grow_masks', 'objective_profile',
            'break_even_lambda', 'plot_profile', 'exact_maps', 'objective_losses', 'objective_at', 'objective_table',
            'plot_bg_views', 'background_evidence']
 
@@ -27,6 +27,7 @@ LOCAL_DEV_FILE = 'results/toyworld_local_dev.json'   # the same on the developme
 LOCAL_RIM_FILE = 'results/toyworld_local_rim.json'   # the local world with a CLIP pretrained with rim views (`bench/local_context.py --rim`)
 LOCAL_RIM_DEV_FILE = 'results/toyworld_local_rim_dev.json'   # the same on the development seeds 1, 2
 OBJECTIVE_FILE = 'results/toyworld_objective_check.json'   # losses of trained vs exact masks (`bench/objective_check.py`)
+COOC85_DEV_FILE = 'results/toyworld_scene_cooc85_dev.json'   # scene world, CLIP pretrained at p_cooc 0.85, development seeds 1, 2
 
 def summarize(
     runs:list,           # metrics dicts of `semples.demo.run_pipeline`, one per seed

@@ -2,10 +2,10 @@
 import math
 import pytest
 from semples.core import load_json, project_root
-from semples.results import (RESULTS_FILE, REPLICATION_FILE, LOCAL_FILE, LOCAL_DEV_FILE, LOCAL_RIM_DEV_FILE, OBJECTIVE_FILE, ERRORS_FILE, DEV_TRIES_FILE,
+from semples.results import (RESULTS_FILE, REPLICATION_FILE, LOCAL_FILE, LOCAL_DEV_FILE, LOCAL_RIM_DEV_FILE, COOC85_DEV_FILE, OBJECTIVE_FILE, ERRORS_FILE, DEV_TRIES_FILE,
                              ERROR_BINS, summarize, check_claims, dev_tries_table)
 
-@pytest.mark.parametrize('name', [RESULTS_FILE, REPLICATION_FILE, LOCAL_FILE, LOCAL_DEV_FILE, LOCAL_RIM_DEV_FILE])
+@pytest.mark.parametrize('name', [RESULTS_FILE, REPLICATION_FILE, LOCAL_FILE, LOCAL_DEV_FILE, LOCAL_RIM_DEV_FILE, COOC85_DEV_FILE])
 def test_ablation_summary_recomputes(name):
     res = load_json(project_root()/name)
     assert res['summary'] == summarize(res['runs'])
@@ -58,3 +58,8 @@ def test_objective_check_is_consistent():
         areas = [L[k]['area'] for k in ex]; assert areas == sorted(areas), name             # growing a mask never shrinks it
         assert all(v['refine'] >= v['match'] - 1e-9 for v in L.values()), name                # stage (c) adds a non-negative term
         assert all(-1 <= v[s] <= 1 for v in L.values() for s in ('s_fg', 's_bg', 's_ref')), name
+
+def test_cooc85_runs_are_scene_dev_seeds():
+    d = load_json(project_root()/COOC85_DEV_FILE)
+    assert d['summary']['seeds'] == [1, 2] and d['dataset'] == 'toyworld-scene-cooc85'
+    assert d['clip']['context'] == 'scene' and d['clip']['p_cooc'] == 0.85 and all(r['config']['context'] == 'scene' for r in d['runs'])
