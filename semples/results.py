@@ -15,9 +15,9 @@ __all__ = ['RESULTS_FILE', 'REPLICATION_FILE', 'LOCAL_FILE', 'LOCAL_DEV_FILE', '
            'OBJECTIVE_FILE', 'COOC85_DEV_FILE', 'SENSITIVITY_FILE', 'ERROR_BINS', 'ERRORS_FILE', 'DEV_TRIES_FILE',
            'PROFILE_RADII', 'summarize', 'check_claims', 'ablation_table', 'plot_ablation', 'ablation_rows',
            'collect_ablation', 'grid_cells', 'sensitivity_grid', 'plot_sensitivity', 'error_bins', 'error_breakdown',
-           'pipeline_errors', 'errors_table', 'dev_tries_table', 'retrain_and_score', 'grow_masks', 'objective_profile',
-           'break_even_lambda', 'plot_profile', 'exact_maps', 'objective_losses', 'objective_at', 'objective_table',
-           'plot_bg_views', 'background_evidence']
+           'pipeline_errors', 'errors_table', 'dev_tries_table', 'retrain_and_score', 'grow_masks', 'exact_maps',
+           'objective_profile', 'break_even_lambda', 'plot_profile', 'objective_losses', 'objective_at',
+           'objective_table', 'plot_bg_views', 'background_evidence']
 
 # %% ../nbs/10_results.ipynb #dbd0b834
 RESULTS_FILE = 'results/toyworld_ablation.json'
@@ -343,6 +343,16 @@ def grow_masks(
     from semples.cam import dilate
     return torch.stack([dilate(m, r) if r > 0 else ~dilate(~m, -r) if r < 0 else m for m in masks.bool()]) if len(masks) else masks.bool()
 
+def exact_maps(
+    mask:torch.Tensor,  # (B, H, W) ground-truth class-index masks (0 background, 255 ignore)
+    n_classes:int,      # C
+    r:int=0,            # grow each class map by r pixels (`grow_masks`)
+)->torch.Tensor:        # (B, C, H, W) float 0/1
+    "Each class's exact mask as a map, optionally grown by r pixels."
+    B, H, W = mask.shape
+    m = torch.stack([mask == k + 1 for k in range(n_classes)], 1).reshape(B * n_classes, H, W)
+    return grow_masks(m, r).reshape(B, n_classes, H, W).float()
+
 def objective_profile(
     clip,                  # the frozen CLIP (`semples.clip.load_clip`)
     dataset,               # a ToyWorld split with exact masks
@@ -363,7 +373,7 @@ def objective_profile(
     pairs = positive_pairs(b['labels']); gt = b['mask'].long()
     text = clip.class_text_features(list(dataset.classes), (cfg.template,))
     bg_text = manual_background_features(clip, [cooc[c] for c in dataset.classes])   # row k: class k's own background word
-    exact = torch.stack([gt[i] == k + 1 for i, k in zip(*(p.tolist() for p in pairs))])
+    exact = exact_maps(gt, len(dataset.classes))[pairs].bool()                      # (P, H, W): each pair's class
     out = {}
     for r in radii:
         m = grow_masks(exact, r)
@@ -410,16 +420,6 @@ class _FixedMaps(torch.nn.Module):
     def forward(self, x):
         from types import SimpleNamespace
         return SimpleNamespace(cams=self.maps, logits=torch.zeros(self.maps.shape[:2], device=self.maps.device))
-
-def exact_maps(
-    mask:torch.Tensor,  # (B, H, W) ground-truth class-index masks (0 background, 255 ignore)
-    n_classes:int,      # C
-    r:int=0,            # grow each class map by r pixels (`grow_masks`)
-)->torch.Tensor:        # (B, C, H, W) float 0/1
-    "Each class's exact mask as a map, optionally grown by r pixels."
-    B, H, W = mask.shape
-    m = torch.stack([mask == k + 1 for k in range(n_classes)], 1).reshape(B * n_classes, H, W)
-    return grow_masks(m, r).reshape(B, n_classes, H, W).float()
 
 def objective_losses(
     clip,                 # the frozen CLIP (`semples.clip.load_clip`)
@@ -474,7 +474,7 @@ def objective_at(
     return objective_losses(run.clip, [ds[i] for i in range(len(ds))], run.nets, ds.classes, sc['match'], sc['refine'], pf, radii, batch_size)
 
 def objective_table(
-    res:dict,             # `objective_at` output
+    res:dict,             # `objective_losses` / `objective_at` output
 )->str:                   # markdown table
     "The losses of the trained rows and the exact masks side by side (lowest stage-(a) loss in bold)."
     best = min(res, key=lambda k: res[k]['match'])
@@ -528,14 +528,12 @@ def background_evidence(
     ds = run.split('train', n); b = collate([ds[i] for i in range(len(ds))])
     (bi, ci), gt = positive_pairs(b['labels']), b['mask'].long()
     text = run.clip.class_text_features(list(ds.classes), (run.config.stage_configs()['match'].template,))   # (C, D)
-    x = b['image'][bi]; obj = torch.stack([gt[i] == k + 1 for i, k in zip(bi.tolist(), ci.tolist())]).float()[:, None]
+    x = b['image'][bi]; obj = exact_maps(gt, len(ds.classes))[bi, ci][:, None]      # (P, 1, H, W): each pair's class
     rest = (gt[bi] == 0).float()[:, None]                                             # background pixels (no object at all)
     colour = (x * rest).sum((2, 3), keepdim=True) / rest.sum((2, 3), keepdim=True).clamp_min(1)
-    own = (torch.arange(len(bi)), torch.zeros(len(bi), dtype=torch.long))            # each view is its own image, one map each
-    ones = torch.ones(len(bi), 1, *x.shape[-2:])
     views = {'whole image': x, 'object blanked to black (exact bg view)': x * (1 - obj), 'object painted in the background colour': x * (1 - obj) + colour * obj}
     with torch.no_grad():
-        feats = {k: run.clip.encode_masked(v, ones, own)[0] for k, v in views.items()}
+        feats = {k: run.clip.encode_images(v) for k, v in views.items()}
         out = {k: cosine(f, text[ci]).mean().item() for k, f in feats.items()}
         absent = b['labels'][bi] == 0                                                  # (P, C): classes not in the pair's image
         out['painted, against classes absent from the image'] = (feats['object painted in the background colour'] @ text.T)[absent].mean().item()
