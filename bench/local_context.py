@@ -15,14 +15,14 @@ the local world instead (the stored CLIP never saw a patch).
 
 A second CLIP recipe, `--rim 0.3`, adds "rim views" to pretraining (30% of each batch: one class grown by 1-3 px, captioned
 with the class and the background, `semples.toyclip.rim_view`), so the CLIP can see a thin band of background round an
-object. It was run on the development seeds only (stage (a) collapsed there, so no fresh seeds were run; 10_results):
+object. It was run on the development seeds only (stage (a) collapsed there, so no fresh seeds were run; 10a_diagnosis):
 
     python bench/local_context.py --out runs/local_ring_dev --clip --rim 0.3 --threads 1   # ~5 min
     python bench/local_context.py --out runs/local_ring_dev --seed 1           # and 2
     python bench/local_context.py --out runs/local_ring_dev --collect --seeds 1,2 --dest results/toyworld_local_rim_dev.json
 
 A third, `--context scene --p-cooc 0.85`, is the scene world with a CLIP pretrained on ToyWorld's own co-occurrence rate
-(0.85) instead of the stored CLIP's 0.95 (development seeds only, 10_results):
+(0.85) instead of the stored CLIP's 0.95 (development seeds only, 10a_diagnosis):
 
     python bench/local_context.py --out runs/cooc85_dev --clip --context scene --p-cooc 0.85 --threads 1
     python bench/local_context.py --out runs/cooc85_dev --seed 1               # and 2
@@ -36,7 +36,7 @@ import argparse, json, shutil
 from pathlib import Path
 
 ROWS = ('cam', 'matching', 'manual_prompts', 'semples')
-from semples.results import LOCAL_FILE, LOCAL_RIM_FILE
+from semples.diagnosis import LOCAL_FILE, LOCAL_RIM_FILE
 MIX = (0.6, 0.1, 0.15, 0.15)   # pretrain_toyclip's default kinds full, empty, fg, bg
 MAIN = {'toyworld-local': LOCAL_FILE, 'toyworld-local-rim': LOCAL_RIM_FILE}   # results.csv dataset -> its summary file
 
@@ -95,16 +95,17 @@ def ref_tries(out:Path, seed:int, lambdas)->list:
     return recs
 
 def profile(out:Path, seed:int, n:int=64)->dict:
-    "`semples.results.objective_profile` of OUT's CLIP on the first `n` test images of `seed` (its world)."
+    "`semples.diagnosis.objective_profile` of OUT's CLIP on the first `n` test images of `seed` (its world)."
     from semples.clip import load_clip
     from semples.cam import toy_splits
-    from semples.results import objective_profile
+    from semples.diagnosis import objective_profile
     return objective_profile(load_clip(str(out/'clip')), toy_splits(1, 1, n, seed=seed, context=clip_record(out)['context'])['test'], n=n)
 
 def collect(out:Path, seeds:tuple, dest:Path|None=None, n_profile:int=64)->dict:
     "Summarise the finished seeds (as the scene-world ablation is) plus each row's error breakdown (2-px outline band, and none); one atomic JSON file."
     from semples.core import project_root, save_json, load_json
-    from semples.results import collect_ablation, pipeline_errors
+    from semples.results import collect_ablation
+    from semples.diagnosis import pipeline_errors
     name = dataset_name(out); main = project_root()/MAIN[name] if name in MAIN else None
     if dest is None and main is None: raise ValueError(f"the runs in {out} are {name}, which has no summary file of its own: give --dest")
     dest = Path(dest) if dest else main
@@ -125,7 +126,7 @@ def collect(out:Path, seeds:tuple, dest:Path|None=None, n_profile:int=64)->dict:
         from semples.results import ablation_rows
         from semples.segment import update_results
         clip = 'its own CLIP' + (', pretrained with rim views (--rim)' if name.endswith('-rim') else '')
-        update_results(project_root()/'results'/'results.csv', ablation_rows(res['summary'], dataset=name, n_test=res['runs'][0]['config']['n_test'],
+        update_results(project_root()/'results'/'results.csv', ablation_rows(res['summary'], dataset=name, source='nbs/10a_diagnosis', n_test=res['runs'][0]['config']['n_test'],
                        note=f"ToyWorld(context='local') with {clip}; bench/local_context.py; 2 shared CPU cores, 1 thread per seed"))
     fig = out/f'seed_{seeds[0]}'/'masks.png'
     if fig.is_file(): shutil.copyfile(fig, dest.parent/f"{name.replace('-', '_')}_masks_seed{seeds[0]}.png")

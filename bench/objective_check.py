@@ -1,7 +1,7 @@
 """Does training reach the truth? For finished pipeline runs, the stage-(a) and stage-(c) losses of the masks each trained
-network draws and of the exact masks (grown by 0-3 px), on the same 256 training images (`semples.results.objective_at`).
+network draws and of the exact masks (grown by 0-3 px), on the same 256 training images (`semples.diagnosis.objective_at`).
 If a trained network's loss is below the exact masks', the objective itself prefers what training found. Also, per run,
-`semples.results.background_evidence`: where the class evidence of the exact background view comes from.
+`semples.diagnosis.background_evidence`: where the class evidence of the exact background view comes from.
 
     python bench/objective_check.py scene-dev1=runs/dev_tries/base local-dev1=runs/local_dev/seed_1 \\
         local-rim-dev1=runs/local_ring_dev/seed_1 scene-21=runs/ablation/seed_21 local-41=runs/local_context/seed_41 \\
@@ -17,7 +17,7 @@ def check(runs:dict, n:int=256, figures=(), fig_dir:Path|None=None)->dict:
     import matplotlib.pyplot as plt
     from semples.core import load_json
     from semples.explore import load_pipeline_run
-    from semples.results import objective_at, objective_table, plot_bg_views, background_evidence
+    from semples.diagnosis import objective_at, objective_table, plot_bg_views, background_evidence
     out = {}
     for name, folder in runs.items():
         run = load_pipeline_run(folder)
@@ -43,7 +43,7 @@ if __name__ == '__main__':
     ap.add_argument('--quick', action='store_true', help='a quick pipeline run, checked on 8 images (numbers mean nothing)')
     a = ap.parse_args()
     from semples.core import project_root, save_json
-    from semples.results import OBJECTIVE_FILE
+    from semples.diagnosis import OBJECTIVE_FILE
     if a.quick:
         from semples.demo import run_pipeline, quick_config
         out = Path(a.out); run_pipeline(out/'run', quick_config(seed=3, rows=('cam', 'matching', 'semples'), threads=1, clip_eval_n=0, pseudo_masks=False, figure_ids=0), progress=False)

@@ -620,7 +620,7 @@ def run_objective(
     from semples.matching import MatchConfig
     from semples.refine import RefineConfig
     from semples.prompts import load_prompts, prompt_features
-    from semples.results import objective_losses, objective_table
+    from semples.diagnosis import objective_losses, objective_table
     out = Path(out); split = split or cfg['pseudo'].get('tune_split') or cfg['data']['train_split']
     done = {row: st for row, st in (('cam', 'cam'), ('matching', 'match'), ('semples', 'refine')) if (out/st/'summary.json').is_file()}
     if not done: raise FileNotFoundError(f"no finished stage in {out}: run `{_cmd('cam', config, out)}` first")
@@ -635,7 +635,7 @@ def run_objective(
     items = [ds[i] for i in range(min(n, len(ds)))]
     losses = objective_losses(clip, items, nets, ds.classes, mc, rc, pf, batch_size=mc.batch_size)
     s = dict(split=split, n=len(items), losses=losses, lowest=min(losses, key=lambda k: losses[k]['match']),
-             note='stage-(a) loss L_match and stage-(c) loss of each finished stage and of the ground-truth masks grown by r px (semples.results.objective_losses)')
+             note='stage-(a) loss L_match and stage-(c) loss of each finished stage and of the ground-truth masks grown by r px (semples.diagnosis.objective_losses)')
     if rank() == 0:
         save_json(s, out/'objective.json')
         if progress: print(objective_table(losses))

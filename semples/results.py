@@ -11,23 +11,13 @@ from .core import save_json, load_json, project_root
 from .demo import ROWS, ROW_LABELS
 
 # %% auto #0
-__all__ = ['RESULTS_FILE', 'REPLICATION_FILE', 'LOCAL_FILE', 'LOCAL_DEV_FILE', 'LOCAL_RIM_FILE', 'LOCAL_RIM_DEV_FILE',
-           'OBJECTIVE_FILE', 'COOC85_DEV_FILE', 'SENSITIVITY_FILE', 'ERROR_BINS', 'ERRORS_FILE', 'DEV_TRIES_FILE',
-           'PROFILE_RADII', 'summarize', 'check_claims', 'ablation_table', 'plot_ablation', 'ablation_rows',
-           'collect_ablation', 'grid_cells', 'sensitivity_grid', 'plot_sensitivity', 'error_bins', 'error_breakdown',
-           'pipeline_errors', 'errors_table', 'dev_tries_table', 'retrain_and_score', 'grow_masks', 'exact_maps',
-           'objective_profile', 'break_even_lambda', 'plot_profile', 'objective_losses', 'objective_at',
-           'objective_table', 'plot_bg_views', 'background_evidence']
+__all__ = ['RESULTS_FILE', 'REPLICATION_FILE', 'SENSITIVITY_FILE', 'DEV_TRIES_FILE', 'summarize', 'check_claims',
+           'ablation_table', 'plot_ablation', 'ablation_rows', 'collect_ablation', 'grid_cells', 'sensitivity_grid',
+           'plot_sensitivity', 'dev_tries_table', 'retrain_and_score']
 
 # %% ../nbs/10_results.ipynb #dbd0b834
 RESULTS_FILE = 'results/toyworld_ablation.json'
 REPLICATION_FILE = 'results/toyworld_ablation_seeds31-33.json'   # the same ablation on three more fresh seeds (run after the tries)
-LOCAL_FILE = 'results/toyworld_local_context.json'   # rows A, C, D, E in the local-context world (`bench/local_context.py`)
-LOCAL_DEV_FILE = 'results/toyworld_local_dev.json'   # the same on the development seeds 1, 2, plus stage (c) at larger lambda_ref
-LOCAL_RIM_FILE = 'results/toyworld_local_rim.json'   # the local world with a CLIP pretrained with rim views (`bench/local_context.py --rim`)
-LOCAL_RIM_DEV_FILE = 'results/toyworld_local_rim_dev.json'   # the same on the development seeds 1, 2
-OBJECTIVE_FILE = 'results/toyworld_objective_check.json'   # losses of trained vs exact masks (`bench/objective_check.py`)
-COOC85_DEV_FILE = 'results/toyworld_scene_cooc85_dev.json'   # scene world, CLIP pretrained at p_cooc 0.85, development seeds 1, 2
 
 def summarize(
     runs:list,           # metrics dicts of `semples.demo.run_pipeline`, one per seed
@@ -93,6 +83,7 @@ def ablation_rows(
     note:str='',         # appended to every row's note (machine, date, command)
     n_test:int=1000,     # test images per seed (the runs' `PipelineConfig.n_test`)
     dataset:str='toyworld', # the dataset column ('toyworld-local' for the local-context world)
+    source:str='nbs/10_results', # the notebook that shows the rows (named in the note)
 )->list:                 # rows with `semples.segment.RESULT_FIELDS` keys
     "One results.csv row per ablation row: mean test mIoU over the seeds, std and per-seed values in the note."
     seeds = ','.join(str(x) for x in s['seeds'])
@@ -104,7 +95,7 @@ def ablation_rows(
                          postproc='none', threshold='chosen on the tune split', seed=seeds, metric=f"mIoU (mean of {len(d['values'])} seeds)",
                          ours=f"{d['mean']:.4f}", paper='', paper_source='',
                          note=(f"std {100 * d['std']:.1f} pt; per seed {', '.join(f'{100 * v:.1f}' for v in d['values'])}; "
-                               f"leak on own background {100 * lk['mean']:.2f}%; nbs/10_results" + (f"; {note}" if note else ''))))
+                               f"leak on own background {100 * lk['mean']:.2f}%; {source}" + (f"; {note}" if note else ''))))
     return rows
 
 # %% ../nbs/10_results.ipynb #3e94bd87
@@ -216,81 +207,6 @@ def plot_sensitivity(res:dict, axs=None):
         a2 = ax.twinx(); a2.plot(x, lk, 's--', color='tab:red'); a2.set_ylabel('leak on own background', color='tab:red')
     return axs
 
-# %% ../nbs/10_results.ipynb #ee7a601b
-ERROR_BINS = ('outline', 'own_background', 'other_background', 'missed', 'wrong_class')
-ERRORS_FILE = 'results/toyworld_errors.json'
-
-def error_bins(
-    pred:torch.Tensor,     # (H, W) long pseudo mask (0 background, c+1 class c)
-    gt:torch.Tensor,       # (H, W) long ground truth (255 ignored)
-    own_classes:set|dict,  # class indices (0-based) whose co-occurring background this image shows, or {index: (H, W) bool map of where it shows} (local worlds)
-    margin:int=2,          # width of the outline band, in pixels, on each side of an outline
-)->dict:                   # bin -> number of wrong pixels; plus 'pixels' (valid pixels)
-    "Sort the wrong pixels of one pseudo mask into `ERROR_BINS`."
-    from semples.core import IGNORE_INDEX
-    from semples.cam import dilate
-    if pred.shape != gt.shape: raise ValueError(f"pred {tuple(pred.shape)} and gt {tuple(gt.shape)} must have the same size")
-    if not isinstance(margin, int) or margin < 0: raise ValueError(f"margin must be a non-negative integer (pixels), got {margin!r}")
-    valid = gt != IGNORE_INDEX; obj = (gt > 0) & valid
-    band = (dilate(obj, margin) & dilate(~obj & valid, margin)) if margin else torch.zeros_like(obj)
-    wrong = (pred != gt) & valid; far = wrong & ~band
-    own = torch.zeros_like(obj)
-    for k in own_classes: own |= (pred == k + 1) & (own_classes[k] if isinstance(own_classes, dict) else True)
-    bg = far & ~obj
-    return dict(pixels=int(valid.sum()), outline=int((wrong & band).sum()), own_background=int((bg & own).sum()),
-                other_background=int((bg & ~own).sum()), missed=int((far & obj & (pred == 0)).sum()),
-                wrong_class=int((far & obj & (pred > 0)).sum()))
-
-# %% ../nbs/10_results.ipynb #5b409e76
-def error_breakdown(
-    cams:dict,            # id -> (C, h, w) CAMs (`semples.cam.predict_cams`)
-    dataset,              # the split, with masks and `.backgrounds` (ToyWorld)
-    threshold:float,      # background threshold of the pseudo masks (`semples.pseudo.cams_to_mask`)
-    margin:int=2,         # outline band width, pixels on each side
-    cooccurrence:dict|None=None, # class name -> its own background (default: ToyWorld's `COOCCURRENCE`)
-)->dict:                  # error_rate, share {bin: share of the wrong pixels}, rate {bin: share of all pixels}, counts
-    "Share of each kind of error (`ERROR_BINS`) in the pseudo masks of a split."
-    from semples.pseudo import cams_to_mask
-    from semples.cam import own_background
-    if not getattr(dataset, 'backgrounds', None): raise ValueError("the dataset has no known backgrounds (.backgrounds): the breakdown needs a ToyWorld split")
-    tot = dict.fromkeys(('pixels',) + ERROR_BINS, 0)
-    for id_ in dataset.ids:
-        if id_ not in cams: raise KeyError(f"no CAMs for id {id_!r}: compute them with predict_cams(net, dataset)")
-        gt = torch.as_tensor(np.asarray(dataset.read_mask(id_))).long()
-        pred = cams_to_mask(cams[id_], dataset.labels_of(id_), threshold, size=tuple(gt.shape))
-        own = dict(enumerate(own_background(dataset, id_, cooccurrence)))   # per class, where its own background shows
-        for k, v in error_bins(pred, gt, own, margin).items(): tot[k] += v
-    wrong = sum(tot[b] for b in ERROR_BINS)
-    return dict(error_rate=wrong / max(tot['pixels'], 1), share={b: tot[b] / max(wrong, 1) for b in ERROR_BINS},
-                rate={b: tot[b] / max(tot['pixels'], 1) for b in ERROR_BINS}, counts=tot, threshold=threshold, margin=margin)
-
-# %% ../nbs/10_results.ipynb #6e7ef91b
-def pipeline_errors(
-    run_dir:str|Path,      # a finished `run_pipeline` folder
-    rows=('cam', 'matching', 'semples'), # which rows to break down (must be scored in the run)
-    margin:int=2,          # outline band width
-    device:str='cpu',
-)->dict:                   # row -> `error_breakdown` of the run's test split at the row's own threshold
-    "Break down the test-split errors of several rows of one pipeline run."
-    from semples.explore import load_pipeline_run
-    from semples.cam import predict_cams
-    run = load_pipeline_run(run_dir, device=device, clip=False)
-    missing = [r for r in rows if r not in run.nets]
-    if missing: raise ValueError(f"{run_dir} has no scored row(s) {missing}; it has {sorted(run.nets)}")
-    test = run.split('test')
-    return {r: error_breakdown(predict_cams(run.nets[r], test, device=device, progress=False), test, run.thresholds[r], margin)
-            for r in rows}
-
-def errors_table(res:dict)->str:
-    "Markdown table of error shares per row (mean over the seeds of `res` = {seed: pipeline_errors output})."
-    rows = [r for r in ROWS if all(r in v for v in res.values())]
-    lines = ['| row | pixels wrong | ' + ' | '.join(b.replace('_', ' ') for b in ERROR_BINS) + ' |', '|---' * (2 + len(ERROR_BINS)) + '|']
-    for r in rows:
-        m = lambda f: float(np.mean([f(v[r]) for v in res.values()]))
-        lines.append(f"| {ROW_LABELS[r]} | {100 * m(lambda d: d['error_rate']):.2f}% | " +
-                     ' | '.join(f"{100 * m(lambda d: d['rate'][b]):.2f}% ({100 * m(lambda d: d['share'][b]):.0f}%)" for b in ERROR_BINS) + ' |')
-    return '\n'.join(lines)
-
 # %% ../nbs/10_results.ipynb #601bcf41
 DEV_TRIES_FILE = 'results/toyworld_dev_tries.json'
 
@@ -331,210 +247,3 @@ def retrain_and_score(
         cfg = MatchConfig(**{**asdict(sc['match']), **overrides})
         net, _ = train_matching(run.nets['cam'], train, run.clip, cfg, out=out, until=until, progress=False)
     return score_generator(net.eval(), run.split('tune'), run.split('test'))
-
-# %% ../nbs/10_results.ipynb #ae8ee786
-PROFILE_RADII = (-2, -1, 0, 1, 2, 3, 4, 6)
-
-def grow_masks(
-    masks:torch.Tensor, # (P, H, W) bool
-    r:int,              # pixels: > 0 grows (dilation), < 0 shrinks (erosion), 0 keeps
-)->torch.Tensor:        # (P, H, W) bool
-    "Grow or shrink binary masks by `r` pixels (square neighbourhood)."
-    from semples.cam import dilate
-    return torch.stack([dilate(m, r) if r > 0 else ~dilate(~m, -r) if r < 0 else m for m in masks.bool()]) if len(masks) else masks.bool()
-
-def exact_maps(
-    mask:torch.Tensor,  # (B, H, W) ground-truth class-index masks (0 background, 255 ignore)
-    n_classes:int,      # C
-    r:int=0,            # grow each class map by r pixels (`grow_masks`)
-)->torch.Tensor:        # (B, C, H, W) float 0/1
-    "Each class's exact mask as a map, optionally grown by r pixels."
-    B, H, W = mask.shape
-    m = torch.stack([mask == k + 1 for k in range(n_classes)], 1).reshape(B * n_classes, H, W)
-    return grow_masks(m, r).reshape(B, n_classes, H, W).float()
-
-def objective_profile(
-    clip,                  # the frozen CLIP (`semples.clip.load_clip`)
-    dataset,               # a ToyWorld split with exact masks
-    n:int=64,              # images (the first n)
-    radii=PROFILE_RADII,   # mask growths to try, pixels
-    cfg=None,              # a `RefineConfig` (lambda_bg, lambda_ref, template, similarity maps); `RefineConfig()` when None
-    cooccurrence:dict|None=None, # class -> its background word (default ToyWorld's `COOCCURRENCE`)
-)->dict:                   # radius -> {l_fg, l_bg, l_ref (weighted), match, total, s_fg, s_bg, s_ref, area}
-    "The SemPLeS losses of each present class's exact mask grown or shrunk by a few pixels."
-    from semples.cam import collate
-    from semples.clip import cosine, positive_pairs
-    from semples.matching import sim_max_loss, sim_min_loss
-    from semples.refine import RefineConfig, manual_background_features
-    from semples.toyworld import COOCCURRENCE
-    cfg = cfg or RefineConfig(); cooc = COOCCURRENCE if cooccurrence is None else cooccurrence
-    if n < 1 or len(dataset) < 1: raise ValueError(f"need at least one image (n={n}, dataset of {len(dataset)})")
-    b = collate([dataset[i] for i in range(min(n, len(dataset)))])
-    pairs = positive_pairs(b['labels']); gt = b['mask'].long()
-    text = clip.class_text_features(list(dataset.classes), (cfg.template,))
-    bg_text = manual_background_features(clip, [cooc[c] for c in dataset.classes])   # row k: class k's own background word
-    exact = exact_maps(gt, len(dataset.classes))[pairs].bool()                      # (P, H, W): each pair's class
-    out = {}
-    for r in radii:
-        m = grow_masks(exact, r)
-        with torch.no_grad(): fg, bg = clip.encode_masked(b['image'], m.float(), pairs)
-        s_fg, s_bg, s_ref = cosine(fg, text[pairs[1]]), cosine(bg, text[pairs[1]]), cosine(fg, bg_text[pairs[1]])
-        d = dict(l_fg=sim_max_loss(s_fg, cfg.sim_map).item(), l_bg=cfg.lambda_bg * sim_min_loss(s_bg, cfg.sim_map).item(),
-                 l_ref=cfg.lambda_ref * sim_min_loss(s_ref, cfg.ref_sim_map).item(),
-                 s_fg=s_fg.mean().item(), s_bg=s_bg.mean().item(), s_ref=s_ref.mean().item(), area=m.float().mean().item())
-        out[int(r)] = dict(d, match=d['l_fg'] + d['l_bg'], total=d['l_fg'] + d['l_bg'] + d['l_ref'])
-    return out
-
-def break_even_lambda(
-    profile:dict,          # `objective_profile` output (int or str keys)
-    lambda_ref:float,      # the weight the profile's `l_ref` was computed with
-)->dict:                   # r -> the smallest lambda_ref at which the exact mask (r = 0) beats the mask grown by r (r > 0 only)
-    "For each growth r > 0: the refinement weight above which the sum of the losses prefers the exact mask; 0 if it already does, inf if no weight can."
-    p = {int(k): v for k, v in profile.items()}
-    out = {}
-    for r in sorted(k for k in p if k > 0):
-        gain = p[0]['match'] - p[r]['match']                          # what stage (a) gains by growing the mask
-        cost = (p[r]['l_ref'] - p[0]['l_ref']) / lambda_ref           # what the unweighted refinement term charges for it
-        out[r] = 0.0 if gain <= 0 else (gain / cost if cost > 0 else float('inf'))
-    return out
-
-def plot_profile(profiles:dict, axs=None):
-    "Per world: the three weighted terms and their sum against the mask growth r; the sum's minimum marked."
-    import matplotlib.pyplot as plt
-    axs = axs if axs is not None else plt.subplots(1, len(profiles), figsize=(5.2 * len(profiles), 3.2), squeeze=False)[1][0]
-    for ax, (name, p) in zip(axs, profiles.items()):
-        p = {int(k): v for k, v in p.items()}; r = sorted(p); g = lambda key: [p[x][key] for x in r]
-        tot, m0 = g('total'), g('match')
-        ax.plot(r, [v - m0[r.index(0)] for v in m0], 'o-', label='L_fg + lambda_bg L_bg (stage a)')
-        ax.plot(r, [v - tot[r.index(0)] for v in tot], 's-', label='+ lambda_ref L_ref (stage c)')
-        ax.plot(r, [v - g('l_ref')[r.index(0)] for v in g('l_ref')], '^--', label='lambda_ref L_ref alone')
-        ax.axvline(0, color='k', lw=0.8); ax.axhline(0, color='gray', lw=0.5)
-        j = int(np.argmin(tot)); ax.plot(r[j], tot[j] - tot[r.index(0)], 'r*', ms=12, label=f'minimum of the sum: r = {r[j]}')
-        ax.set_xlabel('mask grown by r pixels (r < 0: shrunk)'); ax.set_ylabel('loss minus its value at r = 0'); ax.set_title(name, fontsize=9)
-        ax.set_ylim(-0.12, 0.25); ax.legend(fontsize=7); ax.grid(alpha=0.3)
-    return axs
-
-# %% ../nbs/10_results.ipynb #461a6dcc
-class _FixedMaps(torch.nn.Module):
-    "Stands in for a mask generator: returns the (B, C, H, W) maps set in `.maps` as its CAMs."
-    def forward(self, x):
-        from types import SimpleNamespace
-        return SimpleNamespace(cams=self.maps, logits=torch.zeros(self.maps.shape[:2], device=self.maps.device))
-
-def objective_losses(
-    clip,                 # the frozen CLIP (`semples.clip.load_clip`)
-    items:list,           # dataset items with image, labels and a ground-truth `mask` (0 background, 255 ignore)
-    nets:dict,            # name -> trained mask generator (`CamNet`); evaluated as they are
-    classes,              # the dataset's class names (C)
-    match_cfg,            # the `MatchConfig` stage (a) trained with
-    refine_cfg=None,      # the `RefineConfig` of stage (c) (needs `prompt_feats`)
-    prompt_feats=None,    # (C, D) learned prompt features, or None to skip the stage-(c) loss
-    radii=(0, 1, 2, 3),   # exact masks grown by these many pixels
-    batch_size:int=32,    # images per loss evaluation
-)->dict:                  # name -> {match, refine (None without prompts), s_fg, s_bg, s_ref, area}
-    "Stage-(a) and stage-(c) losses of each network's masks and of the exact masks (grown by r), on the same images."
-    from semples.matching import MatchLoss, collate_pairs
-    from semples.refine import RefineLoss
-    if not items: raise ValueError("no images to score: pass at least one dataset item")
-    if 'mask' not in items[0]: raise ValueError("the items have no ground-truth 'mask': use a split with segmentation masks")
-    dev = clip.device
-    ml = MatchLoss(clip, classes, match_cfg)
-    rl = RefineLoss(clip, classes, refine_cfg, prompt_feats) if prompt_feats is not None and refine_cfg is not None else None
-    batches = [collate_pairs(items[i:i + batch_size]) for i in range(0, len(items), batch_size)]
-    batches = [{k: v.to(dev) if torch.is_tensor(v) else v for k, v in b.items()} for b in batches]
-    fixed, C = _FixedMaps(), len(classes)
-    todo = {k: v.to(dev).eval() for k, v in nets.items()} | {f'exact, grown {r} px': r for r in radii}
-    out = {}
-    for name, net in todo.items():
-        acc, w = {}, 0
-        for b in batches:
-            if isinstance(net, int): fixed.maps = exact_maps(b['mask'].long(), C, net); net_b = fixed
-            else: net_b = net
-            with torch.no_grad():
-                lm, met, k = ml(net_b, b)
-                lr_, met2 = (rl(net_b, b)[:2] if rl is not None else (None, {}))
-            k = float(k)
-            for key, v in dict(match=lm, refine=lr_, **met, **{kk: vv for kk, vv in met2.items() if kk == 's_ref'}).items():
-                if v is not None: acc[key] = acc.get(key, 0.) + float(v) * k
-            w += k
-        out[name] = {key: acc[key] / w if key in acc else None for key in ('match', 'refine', 's_fg', 's_bg', 's_ref', 'area')}
-    return out
-
-def objective_at(
-    run,                  # a `semples.explore.PipelineRun` loaded with its CLIP (and prompts)
-    n:int=256,            # images: the first n of the run's training split
-    radii=(0, 1, 2, 3),   # exact masks grown by these many pixels
-    batch_size:int=32,    # images per loss evaluation (the training batch size)
-)->dict:                  # name -> {match, refine (None without prompts), s_fg, s_bg, s_ref, area}
-    "`objective_losses` of a ToyWorld pipeline run: every trained row and the exact masks, on its first n training images."
-    from semples.prompts import prompt_features
-    if run.clip is None: raise ValueError("the run was loaded without its CLIP: use load_pipeline_run(folder, clip=True)")
-    sc, ds = run.config.stage_configs(), run.split('train', n)
-    pf = prompt_features(run.prompts) if run.prompts is not None else None
-    return objective_losses(run.clip, [ds[i] for i in range(len(ds))], run.nets, ds.classes, sc['match'], sc['refine'], pf, radii, batch_size)
-
-def objective_table(
-    res:dict,             # `objective_losses` / `objective_at` output
-)->str:                   # markdown table
-    "The losses of the trained rows and the exact masks side by side (lowest stage-(a) loss in bold)."
-    best = min(res, key=lambda k: res[k]['match'])
-    f = lambda v: '' if v is None else f'{v:.3f}'
-    lines = ['| masks | L_match (stage a) | stage-(c) loss | s(fg, class) | s(bg, class) | s(fg, prompt) | mask area |', '|---|---|---|---|---|---|---|']
-    for k, v in res.items():
-        m = f"**{v['match']:.3f}**" if k == best else f(v['match'])
-        lines.append(f"| {ROW_LABELS.get(k, k)} | {m} | {f(v['refine'])} | {f(v['s_fg'])} | {f(v['s_bg'])} | {f(v['s_ref'])} | {f(v['area'])} |")
-    return '\n'.join(lines)
-
-# %% ../nbs/10_results.ipynb #b0737996
-def plot_bg_views(
-    run,                  # a `PipelineRun` loaded with its CLIP
-    n:int=4,              # the first n training images (the first class present in each)
-    row:str='matching',   # which trained network's masks to show
-    axs=None,             # (n, 4) matplotlib axes, or None for a new figure
-)->dict:                  # {'exact': [s_bg per image], row: [s_bg per image]}
-    "Image, exact-mask background view, the row's soft mask and its background view, with s(bg view, class sentence)."
-    import matplotlib.pyplot as plt
-    from semples.matching import MatchLoss, collate_pairs, pair_masks
-    from semples.clip import cosine
-    if run.clip is None: raise ValueError("the run was loaded without its CLIP: use load_pipeline_run(folder, clip=True)")
-    if row not in run.nets: raise ValueError(f"the run has no row {row!r}; it has {list(run.nets)}")
-    ds = run.split('train', n); sc = run.config.stage_configs()['match']; ml = MatchLoss(run.clip, ds.classes, sc)
-    b = collate_pairs([ds[i] for i in range(len(ds))]); x = b['image']
-    pairs, _ = ml.pairs(b)
-    first = [int(torch.nonzero(pairs[0] == i)[0]) for i in range(len(ds))]             # the first pair of each image
-    pairs = (pairs[0][first], pairs[1][first])
-    with torch.no_grad():
-        ms = {'exact': pair_masks(exact_maps(b['mask'].long(), len(ds.classes)), pairs, x.shape[-2:], sc.mask_eps),
-              row: pair_masks(run.nets[row](x).cams.float(), pairs, x.shape[-2:], sc.mask_eps)}
-        s = {k: cosine(run.clip.encode_masked(x, m, pairs)[1], ml.text[pairs[1]]).tolist() for k, m in ms.items()}
-    axs = axs if axs is not None else plt.subplots(len(ds), 4, figsize=(8, 2.1 * len(ds)), squeeze=False)[1]
-    for i in range(len(ds)):
-        cls = ds.classes[int(pairs[1][i])]; img = x[i].permute(1, 2, 0)
-        panels = [(img, f'{cls}'), ((x[i] * (1 - ms['exact'][i])).permute(1, 2, 0), f"exact: bg view, s = {s['exact'][i]:.2f}"),
-                  (ms[row][i], f'{ROW_LABELS.get(row, row).split(" ", 1)[0]}: soft mask'), ((x[i] * (1 - ms[row][i])).permute(1, 2, 0), f"{ROW_LABELS.get(row, row).split(' ', 1)[0]}: bg view, s = {s[row][i]:.2f}")]
-        for a, (im, t) in zip(axs[i], panels):
-            a.imshow(im.clamp(0, 1).numpy(), cmap='magma' if im.ndim == 2 else None, vmin=0, vmax=1); a.set_title(t, fontsize=7); a.axis('off')
-    return s
-
-# %% ../nbs/10_results.ipynb #edb19d3e
-def background_evidence(
-    run,                  # a `PipelineRun` loaded with its CLIP
-    n:int=256,            # images: the first n of the run's training split
-)->dict:                  # view -> mean s(view, class sentence) over the positive pairs (+ the painted view against absent classes)
-    "CLIP's similarity to the class sentence of the whole image, of the exact background view, and of that view with the object painted in the mean background colour (also against the sentences of classes absent from the image)."
-    from semples.cam import collate
-    from semples.clip import positive_pairs, cosine
-    if run.clip is None: raise ValueError("the run was loaded without its CLIP: use load_pipeline_run(folder, clip=True)")
-    ds = run.split('train', n); b = collate([ds[i] for i in range(len(ds))])
-    (bi, ci), gt = positive_pairs(b['labels']), b['mask'].long()
-    text = run.clip.class_text_features(list(ds.classes), (run.config.stage_configs()['match'].template,))   # (C, D)
-    x = b['image'][bi]; obj = exact_maps(gt, len(ds.classes))[bi, ci][:, None]      # (P, 1, H, W): each pair's class
-    rest = (gt[bi] == 0).float()[:, None]                                             # background pixels (no object at all)
-    colour = (x * rest).sum((2, 3), keepdim=True) / rest.sum((2, 3), keepdim=True).clamp_min(1)
-    views = {'whole image': x, 'object blanked to black (exact bg view)': x * (1 - obj), 'object painted in the background colour': x * (1 - obj) + colour * obj}
-    with torch.no_grad():
-        feats = {k: run.clip.encode_images(v) for k, v in views.items()}
-        out = {k: cosine(f, text[ci]).mean().item() for k, f in feats.items()}
-        absent = b['labels'][bi] == 0                                                  # (P, C): classes not in the pair's image
-        out['painted, against classes absent from the image'] = (feats['object painted in the background colour'] @ text.T)[absent].mean().item()
-    return out

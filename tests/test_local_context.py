@@ -1,6 +1,7 @@
 "bench/local_context.py (the ablation in the local-context ToyWorld): a --quick run trains a CLIP on the local world (the default recipe, and with rim views) or on the scene world at another p_cooc, runs rows A, C, D and E on it, retrains stage (c) at another lambda_ref, and collects a summary with per-pixel error bins and the objective profile; a seed without the CLIP is refused with the command that makes it, and a rim share outside [0, 1) is refused."
 from semples.core import load_json
-from semples.results import summarize, check_claims, ERROR_BINS
+from semples.results import summarize, check_claims
+from semples.diagnosis import ERROR_BINS
 
 import pytest
 
