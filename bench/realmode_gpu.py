@@ -34,7 +34,8 @@ def main(argv=None):
     from semples.toyworld import export_voc
     from semples.data import VOCSegDataset
     from semples.clip import load_clip, random_clip_dir
-    from semples.cam import train_stage0, LoopConfig, voc_cam_config, toy_cam_config, predict_cams
+    from semples.cam import train_stage0, voc_cam_config, toy_cam_config, predict_cams
+    from semples.loop import LoopConfig
     from semples.matching import train_matching, MatchConfig
     from semples.prompts import train_prompts, PromptConfig, prompt_features
     from semples.refine import train_refine, RefineConfig

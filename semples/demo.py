@@ -11,7 +11,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 from .core import save_json, load_json, seed_everything, project_root, machine_load
-from .cam import (LoopConfig, train_stage0, toy_cam_config, toy_splits, load_toy_cam, predict_cams, load_cam_net)
+from .cam import train_stage0, toy_cam_config, toy_splits, load_toy_cam, predict_cams, load_cam_net
+from .loop import LoopConfig
 from .clip import load_clip
 from .matching import MatchConfig, train_matching, score_generator
 from .prompts import (PromptConfig, train_prompts, prompt_features, toy_vocabulary_features, prompt_words,

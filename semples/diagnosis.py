@@ -129,7 +129,7 @@ def objective_profile(
     cooccurrence:dict|None=None, # class -> its background word (default ToyWorld's `COOCCURRENCE`)
 )->dict:                   # radius -> {l_fg, l_bg, l_ref (weighted), match, total, s_fg, s_bg, s_ref, area}
     "The SemPLeS losses of each present class's exact mask grown or shrunk by a few pixels."
-    from semples.cam import collate
+    from semples.loop import collate
     from semples.clip import cosine, positive_pairs
     from semples.matching import sim_max_loss, sim_min_loss
     from semples.refine import RefineConfig, manual_background_features
@@ -289,7 +289,7 @@ def background_evidence(
     n:int=256,            # images: the first n of the run's training split
 )->dict:                  # view -> mean s(view, class sentence) over the positive pairs (+ the painted view against absent classes)
     "CLIP's similarity to the class sentence of the whole image, of the exact background view, and of that view with the object painted in the mean background colour (also against the sentences of classes absent from the image)."
-    from semples.cam import collate
+    from semples.loop import collate
     from semples.clip import positive_pairs, cosine
     if run.clip is None: raise ValueError("the run was loaded without its CLIP: use load_pipeline_run(folder, clip=True)")
     ds = run.split('train', n); b = collate([ds[i] for i in range(len(ds))])

@@ -12,8 +12,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .cam import (CamNet, CamNetConfig, LoopConfig, cam_to_mask, create_cam_net, load_cam_net, train_loop,
-                  predict_cams, background_leak, collate, run_config)
+from .cam import CamNet, CamNetConfig, cam_to_mask, create_cam_net, load_cam_net, predict_cams, background_leak
+from .loop import LoopConfig, train_loop, collate, run_config
 from .clip import FrozenCLIP, positive_pairs, cosine
 
 # %% auto #0
@@ -84,9 +84,9 @@ def pad_pairs(
 def collate_pairs(
     items:list,     # dataset items with `image` and `labels`
     bucket:int=0,   # see `pad_pairs`
-)->dict:            # the batch of `semples.cam.collate` plus `pair_idx` (2, P') long and `pair_w` (P',) float
+)->dict:            # the batch of `semples.loop.collate` plus `pair_idx` (2, P') long and `pair_w` (P',) float
     "Collate a batch and compute its positive pairs on the CPU labels, padded to the bucket (no GPU sync later)."
-    from semples.cam import collate
+    from semples.loop import collate
     batch = collate(items)
     (b, c), w = pad_pairs(positive_pairs(batch['labels']), bucket)
     if not (w > 0).any(): raise ValueError("the batch has no positive (image, class) pair: every image needs at least one label")
@@ -140,7 +140,7 @@ class MatchConfig:
         self.loop_config()  # validates the loop fields
 
     def loop_config(self)->LoopConfig:
-        "The `semples.cam.LoopConfig` part of this configuration."
+        "The `semples.loop.LoopConfig` part of this configuration."
         return LoopConfig(**{k: getattr(self, k) for k in _LOOP_FIELDS if hasattr(self, k)})
 
 def voc_match_config(**kw)->MatchConfig:

@@ -110,7 +110,8 @@ def preset_config(
     preset:str='voc',  # 'voc', 'coco' or 'toy'
 )->dict:               # a complete config (every field named)
     "The full config of a preset: the paper's VOC or COCO settings, or a ToyWorld run that finishes on a CPU in minutes."
-    from semples.cam import CamNetConfig, LoopConfig, voc_cam_config, toy_cam_config
+    from semples.cam import CamNetConfig, voc_cam_config, toy_cam_config
+    from semples.loop import LoopConfig
     from semples.matching import MatchConfig, voc_match_config
     from semples.prompts import PromptConfig, voc_prompt_config
     from semples.refine import RefineConfig, voc_refine_config
@@ -178,7 +179,8 @@ def check_config(
     where:str='config',    # its file name, for messages
 )->dict:                   # the resolved config: every field of every section, validated
     "Validate a pipeline config and fill missing fields from its preset; unknown fields raise a ValueError listing the valid ones."
-    from semples.cam import CamNetConfig, LoopConfig
+    from semples.cam import CamNetConfig
+    from semples.loop import LoopConfig
     from semples.matching import MatchConfig
     from semples.prompts import PromptConfig
     from semples.refine import RefineConfig
@@ -290,7 +292,7 @@ def rank()->int:
 
 def _stage_device(device:str)->torch.device:
     "The device a training stage runs on; under torchrun this joins the process group and picks this process's GPU."
-    from semples.cam import init_distributed
+    from semples.loop import init_distributed
     return init_distributed(device)[2]
 
 def _hash(obj)->str: return hashlib.sha256(json.dumps(_jsonable(obj), sort_keys=True).encode()).hexdigest()[:12]
@@ -437,7 +439,8 @@ def run_cam(
     progress:bool=True,
 )->dict:                  # the summary
     "Stage 0: train the CAM network from image-level labels (multi-label soft margin)."
-    from semples.cam import CamNetConfig, LoopConfig, create_cam_net, train_loop, stage0_loss
+    from semples.cam import CamNetConfig, create_cam_net, stage0_loss
+    from semples.loop import LoopConfig, train_loop
     out = Path(out); pipe = stage_config(cfg, 'cam', out)
     if check_stage(out, 'cam', pipe, config): return load_json(out/'cam'/'summary.json')
     ds = open_dataset(cfg, cfg['data']['train_split'], 'train')
@@ -522,7 +525,8 @@ def run_prompts(
     progress:bool=True,
 )->dict:                  # the summary (with the nearest words of each prompt)
     "Stage (b): learn one background prompt per class from the stage-(a) network's background views."
-    from semples.cam import load_cam_net, train_loop
+    from semples.cam import load_cam_net
+    from semples.loop import train_loop
     from semples.clip import PromptEncoder
     from semples.prompts import PromptConfig, PromptLoss, background_features, prompt_features, vocabulary_features, prompt_words
     out = Path(out); check_inputs(cfg, out, 'prompts', config)

@@ -13,7 +13,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 from .core import get_device
-from .cam import CamNet, LoopConfig, train_loop, collate, unwrap
+from .cam import CamNet
+from .loop import LoopConfig, train_loop, collate, unwrap
 from .clip import FrozenCLIP, PromptEncoder, positive_pairs, cosine
 from .matching import pair_masks, sim_max_loss, map_similarity, SIM_CLAMP, SIM_MAPS, _autocast
 

@@ -15,7 +15,7 @@ import torch.distributed as dist
 from torchvision.models.segmentation.deeplabv3 import ASPP, DeepLabV3
 from .core import machine_load, RunDir, atomic_write, get_device, load_json, load_mask, save_json, save_mask, save_torch, seed_everything, IGNORE_INDEX
 from .metrics import SegmentationMetric, eval_folder
-from .cam import batch_indices, step_generator, init_distributed, shard_indices
+from .loop import batch_indices, step_generator, init_distributed, shard_indices
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 # %% auto #0

@@ -15,7 +15,8 @@ def toy_data(n:int=24, size:int=32, seed:int=0):
 
 def stage0(out, steps:int=2, until=None, batch_size:int=8, num_workers:int=0):
     "Stage 0 for `steps` steps (stop at `until`), logging every step; returns (network, records)."
-    from semples.cam import LoopConfig, train_stage0
+    from semples.cam import train_stage0
+    from semples.loop import LoopConfig
     lc = LoopConfig(steps=steps, batch_size=batch_size, log_every=1, device='cpu', num_workers=num_workers)
     return train_stage0(toy_data(), loop_cfg=lc, out=out, until=until, progress=False)
 
@@ -27,7 +28,8 @@ class _AsDtype:
 
 def stage0_f64(out, steps:int=2):
     "Stage 0 in float64 through `train_loop`: one process and DDP must then agree to rounding (1e-13), not just closely."
-    from semples.cam import LoopConfig, create_cam_net, stage0_loss, train_loop
+    from semples.cam import create_cam_net, stage0_loss
+    from semples.loop import LoopConfig, train_loop
     from semples.core import seed_everything
     seed_everything(0); net = create_cam_net().double()
     lc = LoopConfig(steps=steps, batch_size=8, log_every=1, device='cpu')
@@ -46,7 +48,7 @@ def match(out, weighted:bool, steps:int=2):
 
 def pair_counts(batch_size:int=8, world:int=2, step:int=0):
     "Positive pairs per process in the first stage-a batch (shows why the weighting matters)."
-    from semples.cam import LoopConfig, StepBatchSampler
+    from semples.loop import LoopConfig, StepBatchSampler
     ds = toy_data(n=24, size=64, seed=1)
     s = StepBatchSampler(len(ds), LoopConfig(batch_size=batch_size), rank=0, world=1)
     idx = [i for i, _ in s.batch(step)]

@@ -96,7 +96,7 @@ def test_pad_pairs_and_batches_without_collated_pairs(rclip):
     items, classes = _items(), [f'class{i}' for i in range(6)]
     torch.manual_seed(0); net = create_cam_net(toy_cam_config())
     lf = MatchLoss(rclip, classes, MatchConfig(pair_bucket=8))
-    from semples.cam import collate
+    from semples.loop import collate
     l_plain = lf(net, collate(items))[0]        # pairs derived from the labels in the loss
     l_coll = lf(net, lf.collate(items))[0]      # pairs shipped with the batch
     assert torch.allclose(l_plain, l_coll, atol=1e-6)

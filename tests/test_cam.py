@@ -8,9 +8,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from semples.core import project_root, load_json, seed_everything
 from semples.data import ToyWorldDataset, VOCSegDataset, resize_transform
-from semples.cam import (CKPT_NAME, TOY_CAM_FILE, CamNet, CamNetConfig, LoopConfig, background_leak, batch_indices, cam_to_mask,
-                         create_cam_net, export_cam, history, infer_cams, load_cam_net, load_toy_cam, predict_cams, stage0_loss,
-                         toy_cam_config, train_loop, train_stage0, voc_cam_config)
+from semples.cam import TOY_CAM_FILE, CamNet, CamNetConfig, background_leak, cam_to_mask, create_cam_net, export_cam, infer_cams, load_cam_net, load_toy_cam, predict_cams, stage0_loss, toy_cam_config, train_stage0, voc_cam_config
+from semples.loop import CKPT_NAME, LoopConfig, batch_indices, history, train_loop
 
 torch.set_num_threads(1)
 
@@ -177,7 +176,7 @@ def test_deit_small_smoke_on_voc_mini(tmp_path):
 
 def _old_loop(ds, lc:LoopConfig):
     "The loop as it was before the DataLoader: batches built in the main thread, .item() every step."
-    from semples.cam import collate, hflip_batch, step_generator, lr_at
+    from semples.loop import collate, hflip_batch, step_generator, lr_at
     seed_everything(lc.seed); net = create_cam_net()
     opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lc.lr)
     losses = []

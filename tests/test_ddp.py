@@ -67,7 +67,7 @@ def test_resume_under_ddp_is_exact(ddp):
     assert [r['step'] for r in worker_history(out/'cut')] == [1, 2, 3]
 
 def worker_history(path):
-    from semples.cam import history
+    from semples.loop import history
     return history(path)
 
 def test_ddp_checkpoint_resumes_in_one_process(ddp, tmp_path):

@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np, pytest, torch
 from semples.segment import (SegConfig, PseudoMaskDataset, train_segmenter, results_markdown, RESULT_FIELDS, toy_seg_config,
                              create_segmenter, seg_loss, toy_acceptance, update_results, toy_result_rows)
-from semples.cam import shard_indices
+from semples.loop import shard_indices
 
 SCRIPT = textwrap.dedent('''
     import json, sys, numpy as np, torch
