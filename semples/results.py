@@ -13,7 +13,7 @@ from .demo import ROWS, ROW_LABELS
 # %% auto #0
 __all__ = ['RESULTS_FILE', 'REPLICATION_FILE', 'SENSITIVITY_FILE', 'DEV_TRIES_FILE', 'summarize', 'check_claims',
            'ablation_table', 'plot_ablation', 'ablation_rows', 'collect_ablation', 'grid_cells', 'sensitivity_grid',
-           'plot_sensitivity', 'dev_tries_table', 'retrain_and_score']
+           'plot_sensitivity', 'claims_markdown', 'dev_tries_table', 'retrain_and_score']
 
 # %% ../nbs/10_results.ipynb #dbd0b834
 RESULTS_FILE = 'results/toyworld_ablation.json'
@@ -206,6 +206,32 @@ def plot_sensitivity(res:dict, axs=None):
         ax.set_xticks(x, [str(v) for v in x]); ax.grid(alpha=0.3)
         a2 = ax.twinx(); a2.plot(x, lk, 's--', color='tab:red'); a2.set_ylabel('leak on own background', color='tab:red')
     return axs
+
+# %% ../nbs/10_results.ipynb #5d0b0cba
+def _claim_value(claim:str, v:float)->str:
+    return f"{100 * v:.0f}% of classes" if claim.startswith('prompts') else f"{100 * v:+.2f} pt"
+
+def claims_markdown(
+    sets:dict|None=None,   # column label -> a stored ablation file's dict (with 'claims'); default: RESULTS_FILE and REPLICATION_FILE
+)->str:                    # markdown table: one row per claim, one column per set
+    "The claims of the ablation as a markdown table: value on the mean over seeds, seeds holding, and the verdict."
+    if sets is None:
+        sets = {}
+        for label, name in (('seeds 21-23 (preregistered)', RESULTS_FILE), ('seeds 31-33 (replication)', REPLICATION_FILE)):
+            p = project_root()/name
+            if not p.is_file(): raise FileNotFoundError(f"{p} is missing: run the slow cell of nbs/10_results.ipynb (or restore the file from git)")
+            sets[label] = load_json(p)
+    if not sets: raise ValueError("no result sets to tabulate")
+    claims = [c['claim'] for c in next(iter(sets.values()))['claims']]
+    lines = ['| claim | ' + ' | '.join(sets) + ' |', '|---' * (1 + len(sets)) + '|']
+    for i, name in enumerate(claims):
+        cells = []
+        for label, d in sets.items():
+            c = d['claims'][i]
+            if c['claim'] != name: raise ValueError(f"the claims of {label!r} differ from the first set's ({c['claim']!r} vs {name!r})")
+            cells.append(f"{_claim_value(name, c['value'])}, {c['seeds_holding']} seeds: " + ('holds' if c['holds_on_mean'] else '**fails**'))
+        lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
 
 # %% ../nbs/10_results.ipynb #601bcf41
 DEV_TRIES_FILE = 'results/toyworld_dev_tries.json'

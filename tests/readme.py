@@ -1,5 +1,6 @@
 """Render README.md from the markdown cells of nbs/index.ipynb (Quarto, which nbdev_readme needs, is not used);
-the marker `<!-- results.csv -->` becomes the results table generated from results/results.csv.
+the marker `<!-- results.csv -->` becomes the results table generated from results/results.csv, and
+`<!-- claims -->` the claims table of the ToyWorld ablation (`semples.results.claims_markdown`).
 
     python tests/readme.py          # rewrite README.md
     python tests/readme.py --check  # exit 1 when README.md is out of date
@@ -9,6 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_MARK = '<!-- results.csv -->'
+CLAIMS_MARK = '<!-- claims -->'
 
 def render(nb_path=ROOT / 'nbs' / 'index.ipynb') -> str:
     "README text: the markdown cells of the index notebook, in order; the title's `> subtitle` stays a quote."
@@ -19,6 +21,9 @@ def render(nb_path=ROOT / 'nbs' / 'index.ipynb') -> str:
     if RESULTS_MARK in text:   # the results table, generated from results/results.csv
         from semples.segment import results_markdown
         text = text.replace(RESULTS_MARK, results_markdown(ROOT / 'results' / 'results.csv'))
+    if CLAIMS_MARK in text:    # the claims of the ToyWorld ablation, generated from the stored result files
+        from semples.results import claims_markdown
+        text = text.replace(CLAIMS_MARK, claims_markdown())
     return text
 
 if __name__ == '__main__':
