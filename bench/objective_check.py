@@ -8,7 +8,7 @@ If a trained network's loss is below the exact masks', the objective itself pref
         --figures scene-dev1,local-dev1          # -> results/toyworld_objective_check.json (+ background-view figures)
     python bench/objective_check.py --quick --out /tmp/oc   # seconds: a quick pipeline run, then the same on it (tests)
 """
-import argparse, json
+import argparse
 from pathlib import Path
 
 def check(runs:dict, n:int=256, figures=(), fig_dir:Path|None=None)->dict:

@@ -4,23 +4,20 @@
 
 # %% ../nbs/05_cam.ipynb #efc5c534
 from __future__ import annotations
-import hashlib, json, math, os, random
-from contextlib import contextmanager, nullcontext
+import hashlib
 from dataclasses import dataclass, asdict, fields
-from functools import lru_cache
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import torch.distributed as dist
 import timm
 from fastcore.basics import patch
 from tqdm.auto import tqdm
-from .core import RunDir, save_torch, save_json, load_json, get_device, seed_everything, project_root, atomic_write, IGNORE_INDEX
+from .core import save_torch, save_json, load_json, get_device, seed_everything, project_root, atomic_write, IGNORE_INDEX
 from .toyworld import TOY_CLASSES, TOY_BACKGROUNDS, COOCCURRENCE
-from .loop import LoopConfig, CKPT_NAME, history, train_loop, collate
+from .loop import LoopConfig, CKPT_NAME, history, train_loop
 
 # %% auto #0
 __all__ = ['TOY_SPLIT_STARTS', 'TOY_CAM_FILE', 'Backbone', 'CamOutput', 'CamNet', 'CamNetConfig', 'toy_cam_config',

@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 import numpy as np
 import torch
-from .core import save_json, load_json, project_root
 from .demo import ROWS, ROW_LABELS
 
 # %% auto #0

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import json, math, os, random
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, asdict, fields
+from dataclasses import dataclass, asdict
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable
@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.distributed as dist
 from tqdm.auto import tqdm
-from .core import RunDir, save_torch, save_json, load_json, get_device, seed_everything, project_root, atomic_write
+from .core import RunDir, save_torch, get_device
 
 # %% auto #0
 __all__ = ['RUNTIME_FIELDS', 'CKPT_NAME', 'batch_indices', 'step_generator', 'LoopConfig', 'run_config', 'lr_at',

@@ -110,7 +110,7 @@ def preset_config(
     preset:str='voc',  # 'voc', 'coco' or 'toy'
 )->dict:               # a complete config (every field named)
     "The full config of a preset: the paper's VOC or COCO settings, or a ToyWorld run that finishes on a CPU in minutes."
-    from semples.cam import CamNetConfig, voc_cam_config, toy_cam_config
+    from semples.cam import voc_cam_config, toy_cam_config
     from semples.loop import LoopConfig
     from semples.matching import MatchConfig, voc_match_config
     from semples.prompts import PromptConfig, voc_prompt_config
