@@ -9,7 +9,7 @@ steps, lambda_bg, the mask floor, batch size, a stronger refinement, multi-scale
     python bench/dev_seed_tries.py --out runs/dev_tries --collect      # -> results/toyworld_dev_tries.json
     python bench/dev_seed_tries.py --out /tmp/t --quick                # seconds: tiny data and 1-3 steps (tests)
 
-Each part first makes (or resumes) the seed-1 pipeline run OUT/base (rows cam, matching, semples; the default
+Each part first makes (or resumes) the seed-1 demo run OUT/base (rows cam, matching, semples; the default
 settings), then trains every try of its share from the same stage-0 network (and, for stage (c), the same learned
 prompts), scoring it at the listed steps exactly as the ablation does (threshold on the tune slice, mIoU on the test
 slice of seed 1). Finished (try, step) pairs are skipped on a rerun; records go to OUT/tries.jsonl.
@@ -30,7 +30,7 @@ TRIES = [  # (name, stage, overrides of the default MatchConfig / RefineConfig, 
     ('a: mask floor 0.2', 'a', dict(mask_eps=0.2), (100, 200, 300)),
     ('a: batch 64', 'a', dict(batch_size=64), (100, 200, 300)),
     ('A/C/E: inference scales 1.0 + 1.5', 'scales', dict(scales=(1.0, 1.5)), (0,)),
-    ('A/C/E: stride-2 mask generator (stem features)', 'pipeline', dict(cam_feature_index=0), (0,)),   # a whole new seed-1 pipeline
+    ('A/C/E: stride-2 mask generator (stem features)', 'pipeline', dict(feature_index=0), (0,)),   # a whole new seed-1 run (cam section)
 ]
 
 def _slug(name): return ''.join(ch if ch.isalnum() else '_' for ch in name).strip('_')
@@ -43,39 +43,44 @@ def _record(log, rec):
     with open(log, 'a') as f: f.write(json.dumps(rec) + '\n')   # one short line per record: a crash loses at most that line
     print(json.dumps(rec), flush=True)
 
+ROWS3 = ('cam', 'matching', 'semples')
+
+def _demo(out:Path, quick:bool, cam:dict|None=None)->dict:
+    "The seed-1 demo run (rows A, C, E) into `out`, with the cam section changed by `cam`; resumes."
+    from semples.config import check_config
+    from semples.demo import demo_config, run_demo
+    c = demo_config(seed=1, quick=quick); c['cam'].update(cam or {})
+    return run_demo(out, check_config(c), rows=ROWS3, progress=False, clip_eval_n=0, figure_images=0)
+
 def run_part(out:Path, part:int, n_parts:int, quick:bool=False):
-    from semples.demo import run_pipeline, PipelineConfig, quick_config
     from semples.explore import load_pipeline_run
     from semples.core import machine_load
-    from semples.matching import score_generator
-    from semples.results import retrain_and_score
+    from semples.cam import score_net
+    from semples.research.results import retrain_and_score
     base = out/'base'
-    kw_base = dict(seed=1, rows=('cam', 'matching', 'semples'), threads=1, clip_eval_n=0, figure_ids=0, pseudo_masks=False)
-    run_pipeline(base, quick_config(**kw_base) if quick else PipelineConfig(**kw_base), progress=False)
+    _demo(base, quick)
     run = load_pipeline_run(base)
     tune, test = run.split('tune'), run.split('test')
     log = out/'tries.jsonl'; done = _done(log)
-    for row in ('cam', 'matching', 'semples'):
+    for row in ROWS3:
         if ('default', 0, row) not in done:
-            r = run.metrics
-            _record(log, dict(**{'try': 'default', 'step': 0, 'row': row}, miou=r['miou'][row], threshold=r['threshold'][row],
-                              leak=r['background_leak'][row]))
+            r = run.scores[row]
+            _record(log, dict(**{'try': 'default', 'step': 0, 'row': row}, miou=r['miou'], threshold=r['threshold'], leak=r['background_leak']))
     for i, (name, stage, kw, steps) in enumerate(TRIES):
         if i % n_parts != part: continue
         if quick and stage not in ('scales', 'pipeline'): kw, steps = {**kw, 'steps': len(steps)}, tuple(range(1, len(steps) + 1))
         if stage == 'pipeline':
-            if all((name, 0, row) in done for row in ('cam', 'matching', 'semples')): continue
-            t0 = time.time(); pkw = {**kw_base, **kw}
-            m = run_pipeline(out/_slug(name), quick_config(**pkw) if quick else PipelineConfig(**pkw), progress=False)
-            for row in ('cam', 'matching', 'semples'):
+            if all((name, 0, row) in done for row in ROWS3): continue
+            t0 = time.time(); m = _demo(out/_slug(name), quick, kw)
+            for row in ROWS3:
                 _record(log, {'try': name, 'step': 0, 'row': row, 'stage': stage, 'overrides': kw, 'miou': m['miou'][row],
                               'threshold': m['threshold'][row], 'leak': m['background_leak'][row], 'seconds': round(time.time() - t0, 1),
                               'machine': machine_load()})
             continue
         if stage == 'scales':
-            for row in ('cam', 'matching', 'semples'):
+            for row in ROWS3:
                 if (name, 0, row) in done: continue
-                r = score_generator(run.nets[row], tune, test, scales=kw['scales'])
+                r = score_net(run.nets[row], tune, test, scales=kw['scales'])
                 _record(log, {'try': name, 'step': 0, 'row': row, 'miou': r['miou'], 'threshold': r['threshold'],
                               'leak': r['background_leak'], 'machine': machine_load()})
             continue
@@ -92,15 +97,15 @@ def collect(out:Path, dest:Path):
     log, base = out/'tries.jsonl', out/'base'/'metrics.json'
     if not (log.is_file() and base.is_file()): raise SystemExit(f"nothing to collect in {out}: run the parts first (see --help)")
     recs = [json.loads(l) for l in log.read_text().splitlines() if l]
-    c = load_json(base)['config']
-    save_json(dict(seed=1, split=f"test slice of the development seed 1 ({c['n_test']} images), threshold chosen on its tune slice ({c['n_tune']})",
+    w = load_json(base)['config']['data']['world']
+    save_json(dict(seed=1, split=f"test slice of the development seed 1 ({w['n_test']} images), threshold chosen on its tune slice ({w['n_tune']})",
                    command='python bench/dev_seed_tries.py --out runs/dev_tries --part i/2 (two processes, 1 thread each)',
                    records=recs), dest)
     print(f"{len(recs)} records -> {dest}")
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--out', default='runs/dev_tries', help='work folder (the base pipeline run, one folder per try, tries.jsonl)')
+    p.add_argument('--out', default='runs/dev_tries', help='work folder (the base demo run, one folder per try, tries.jsonl)')
     p.add_argument('--part', default='0/1', help='i/n: run every n-th try starting at i (to use several processes)')
     p.add_argument('--collect', action='store_true', help='write the records to --dest instead of training')
     p.add_argument('--dest', default='results/toyworld_dev_tries.json', help='summary file of --collect')

@@ -15,14 +15,14 @@ the local world instead (the stored CLIP never saw a patch).
 
 A second CLIP recipe, `--rim 0.3`, adds "rim views" to pretraining (30% of each batch: one class grown by 1-3 px, captioned
 with the class and the background, `semples.toyclip.rim_view`), so the CLIP can see a thin band of background round an
-object. It was run on the development seeds only (stage (a) collapsed there, so no fresh seeds were run; 10a_diagnosis):
+object. It was run on the development seeds only (stage (a) collapsed there, so no fresh seeds were run; research/02_diagnosis):
 
     python bench/local_context.py --out runs/local_ring_dev --clip --rim 0.3 --threads 1   # ~5 min
     python bench/local_context.py --out runs/local_ring_dev --seed 1           # and 2
     python bench/local_context.py --out runs/local_ring_dev --collect --seeds 1,2 --dest results/toyworld_local_rim_dev.json
 
 A third, `--context scene --p-cooc 0.85`, is the scene world with a CLIP pretrained on ToyWorld's own co-occurrence rate
-(0.85) instead of the stored CLIP's 0.95 (development seeds only, 10a_diagnosis):
+(0.85) instead of the stored CLIP's 0.95 (development seeds only, research/02_diagnosis):
 
     python bench/local_context.py --out runs/cooc85_dev --clip --context scene --p-cooc 0.85 --threads 1
     python bench/local_context.py --out runs/cooc85_dev --seed 1               # and 2
@@ -36,7 +36,7 @@ import argparse, json, shutil
 from pathlib import Path
 
 ROWS = ('cam', 'matching', 'manual_prompts', 'semples')
-from semples.diagnosis import LOCAL_FILE, LOCAL_RIM_FILE
+from semples.research.diagnosis import LOCAL_FILE, LOCAL_RIM_FILE
 MIX = (0.6, 0.1, 0.15, 0.15)   # pretrain_toyclip's default kinds full, empty, fg, bg
 MAIN = {'toyworld-local': LOCAL_FILE, 'toyworld-local-rim': LOCAL_RIM_FILE}   # results.csv dataset -> its summary file
 
@@ -70,21 +70,24 @@ def make_clip(out:Path, quick:bool=False, threads:int=2, rim:float=0., context:s
     return path
 
 def run_seed(out:Path, seed:int, quick:bool=False)->dict:
-    "The pipeline (rows A, C, D, E) on the world of `seed` that OUT's CLIP was trained on, with that CLIP; resumes."
-    from semples.demo import run_pipeline, PipelineConfig, quick_config
+    "The demo (rows A, C, D, E) on the world of `seed` that OUT's CLIP was trained on, with that CLIP; resumes."
+    import torch
+    from semples.config import check_config
+    from semples.demo import demo_config, run_demo
     clip = out/'clip'
     if not (clip/'SHA256SUMS').is_file(): raise FileNotFoundError(f"no local-world CLIP at {clip}: run this script with --clip first")
-    kw = dict(seed=seed, context=clip_record(out)['context'], clip=str(clip), rows=ROWS, threads=1, clip_eval_n=12 if quick else 300, pseudo_masks=False)
-    m = run_pipeline(out/f'seed_{seed}', quick_config(**kw) if quick else PipelineConfig(**kw), progress=False)
+    torch.set_num_threads(1)
+    c = demo_config(seed=seed, quick=quick); c['data']['world']['context'] = clip_record(out)['context']; c['clip']['name'] = str(clip)
+    m = run_demo(out/f'seed_{seed}', check_config(c), rows=ROWS, progress=False, clip_eval_n=12 if quick else 300)
     print(json.dumps(dict(seed=seed, miou=m['miou'], own_background_fpr=m['background_leak'], prompt_words=m.get('prompt_words'))), flush=True)
     return m
 
 def ref_tries(out:Path, seed:int, lambdas)->list:
     "Retrain stage (c) of a finished seed at other `lambda_ref` (same stage-0 net and prompts), scored like the rows; OUT/seed_S/ref_tries.jsonl."
     from semples.explore import load_pipeline_run
-    from semples.results import retrain_and_score
+    from semples.research.results import retrain_and_score
     folder = out/f'seed_{seed}'; log = folder/'ref_tries.jsonl'
-    run = load_pipeline_run(folder); steps = run.config.stage_configs()['refine'].steps
+    run = load_pipeline_run(folder); steps = run.config['refine']['steps']
     recs = [json.loads(l) for l in log.read_text().splitlines() if l] if log.is_file() else []
     for lam in lambdas:
         if any(r['lambda_ref'] == lam for r in recs): continue
@@ -95,17 +98,17 @@ def ref_tries(out:Path, seed:int, lambdas)->list:
     return recs
 
 def profile(out:Path, seed:int, n:int=64)->dict:
-    "`semples.diagnosis.objective_profile` of OUT's CLIP on the first `n` test images of `seed` (its world)."
+    "`semples.research.diagnosis.objective_profile` of OUT's CLIP on the first `n` test images of `seed` (its world)."
     from semples.clip import load_clip
-    from semples.cam import toy_splits
-    from semples.diagnosis import objective_profile
+    from semples.data import toy_splits
+    from semples.research.diagnosis import objective_profile
     return objective_profile(load_clip(str(out/'clip')), toy_splits(1, 1, n, seed=seed, context=clip_record(out)['context'])['test'], n=n)
 
 def collect(out:Path, seeds:tuple, dest:Path|None=None, n_profile:int=64)->dict:
     "Summarise the finished seeds (as the scene-world ablation is) plus each row's error breakdown (2-px outline band, and none); one atomic JSON file."
     from semples.core import project_root, save_json, load_json
-    from semples.results import collect_ablation
-    from semples.diagnosis import pipeline_errors
+    from semples.research.results import collect_ablation
+    from semples.research.diagnosis import pipeline_errors
     name = dataset_name(out); main = project_root()/MAIN[name] if name in MAIN else None
     if dest is None and main is None: raise ValueError(f"the runs in {out} are {name}, which has no summary file of its own: give --dest")
     dest = Path(dest) if dest else main
@@ -123,10 +126,10 @@ def collect(out:Path, seeds:tuple, dest:Path|None=None, n_profile:int=64)->dict:
     res['dataset'] = name
     save_json(res, dest)
     if dest == main:   # the stored summary also goes into results.csv (and so the README)
-        from semples.results import ablation_rows
-        from semples.segment import update_results
+        from semples.research.results import ablation_rows
+        from semples.research.results import update_results
         clip = 'its own CLIP' + (', pretrained with rim views (--rim)' if name.endswith('-rim') else '')
-        update_results(project_root()/'results'/'results.csv', ablation_rows(res['summary'], dataset=name, source='nbs/10a_diagnosis', n_test=res['runs'][0]['config']['n_test'],
+        update_results(project_root()/'results'/'results.csv', ablation_rows(res['summary'], dataset=name, source='nbs/research/02_diagnosis', n_test=res['runs'][0]['config']['data']['world']['n_test'],
                        note=f"ToyWorld(context='local') with {clip}; bench/local_context.py; 2 shared CPU cores, 1 thread per seed"))
     fig = out/f'seed_{seeds[0]}'/'masks.png'
     if fig.is_file(): shutil.copyfile(fig, dest.parent/f"{name.replace('-', '_')}_masks_seed{seeds[0]}.png")
@@ -136,7 +139,7 @@ if __name__ == '__main__':
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--out', default='runs/local_context')
     ap.add_argument('--clip', action='store_true', help='train the local-world CLIP')
-    ap.add_argument('--seed', type=int, help='run the pipeline for this seed')
+    ap.add_argument('--seed', type=int, help='run the demo for this seed')
     ap.add_argument('--collect', action='store_true', help='write the summary of --seeds')
     ap.add_argument('--seeds', default='41,42,43')
     ap.add_argument('--dest', default=None, help=f'summary file (default {LOCAL_FILE}, or {LOCAL_RIM_FILE} for a rim-view CLIP, in the checkout)')
@@ -145,7 +148,7 @@ if __name__ == '__main__':
     ap.add_argument('--p-cooc', type=float, default=0.95, help="with --clip: own-background probability of the CLIP's training world (pretrain_toyclip's default 0.95)")
     ap.add_argument('--rim', type=float, default=0., help='with --clip: share of rim views in CLIP pretraining (0: the default recipe)')
     ap.add_argument('--ref-tries', default=None, help='with --seed: comma-separated lambda_ref values for stage (c) retrained on that seed')
-    ap.add_argument('--quick', action='store_true', help='tiny CLIP training and a quick pipeline on seed 0 (numbers mean nothing)')
+    ap.add_argument('--quick', action='store_true', help='tiny CLIP training and a quick demo on seed 0 (numbers mean nothing)')
     a = ap.parse_args(); out = Path(a.out)
     if a.quick:
         make_clip(out, quick=True, rim=a.rim, context=a.context, p_cooc=a.p_cooc); run_seed(out, 0, quick=True); ref_tries(out, 0, [0.5])

@@ -54,7 +54,7 @@ def main(argv=None):
     neta, _ = _stage('match (a)', S * B, lambda: train_matching(net0, train, clip, MatchConfig(steps=S, batch_size=B, amp=amp, device=str(dev)), out/'match', progress=False), dev, table)
     pe, _ = _stage('prompts (b)', len(train), lambda: train_prompts(neta, train, clip, PromptConfig(steps=S, batch_size=B, device=str(dev)), out=out/'prompts', progress=False), dev, table)
     netc, _ = _stage('refine (c)', S * B, lambda: train_refine(net0, train, clip, prompt_features(pe), RefineConfig(steps=S, batch_size=B, amp=amp, device=str(dev)), out=out/'refine', progress=False), dev, table)
-    from semples.diagnosis import objective_losses        # does the objective prefer the true masks? (10a_diagnosis)
+    from semples.refine import objective_losses        # does the objective prefer the true masks? (10_refine, research/02_diagnosis)
     k = min(64, len(train))
     obj = _stage('objective check', k, lambda: objective_losses(clip, [train[i] for i in range(k)], {'cam': net0, 'matching': neta, 'semples': netc}, train.classes,
                  MatchConfig(batch_size=B, amp=amp, device=str(dev)), RefineConfig(batch_size=B, amp=amp, device=str(dev)), prompt_features(pe), batch_size=B), dev, table)

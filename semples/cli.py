@@ -13,20 +13,21 @@ __all__ = ['COMMANDS', 'info', 'parser_for', 'main']
 # %% ../nbs/90_cli.ipynb #eb645a98
 COMMANDS = {  # name -> (module, function, one-line help)
     'info': ('semples.cli', 'info', 'print versions, device, git commit and data paths as JSON'),
-    'render': ('semples.render', 'render_cli', 'execute the notebooks and write HTML course pages (offline, no Quarto)'),
-    'doctor': ('semples.data', 'doctor', 'check a VOC-layout dataset folder: counts per split, missing or damaged files, RGB masks'),
+    'demo': ('semples.demo', 'demo_cli', 'run SemPLeS end to end on ToyWorld through the stage commands: metrics.json, figures, pseudo masks'),
+    'cam': ('semples.pipeline', 'cam_cli', 'stage 0: train the CAM network from image labels into OUT/cam (JSON config; torchrun-ready)'),
+    'match': ('semples.pipeline', 'match_cli', 'stage (a): segment-label matching from OUT/cam into OUT/match (torchrun-ready)'),
+    'prompts': ('semples.pipeline', 'prompts_cli', 'stage (b): learn background prompts from OUT/match into OUT/prompts (+ nearest words)'),
+    'refine': ('semples.pipeline', 'refine_cli', 'stage (c): retrain from OUT/cam with the prompts of OUT/prompts into OUT/refine'),
+    'pseudo': ('semples.pipeline', 'pseudo_cli', "pseudo-mask PNGs of the training split from a stage's CAMs into OUT/pseudo/masks (+ mIoU)"),
+    'score': ('semples.pipeline', 'score_cli', 'every finished mask generator: threshold on the tune split, mIoU and leak on the test split, into OUT/score'),
+    'segment': ('semples.pipeline', 'segment_cli', 'stage (d): train DeepLabV3 on OUT/pseudo/masks into OUT/segment, scored on the val split (torchrun-ready)'),
+    'objective': ('semples.pipeline', 'objective_cli', "losses of each finished stage's masks and of the ground-truth masks (does the objective prefer the truth?) into OUT/objective.json"),
+    'doctor': ('semples.doctor', 'doctor_cli', 'check a VOC-layout dataset folder: counts per split, missing or damaged files, RGB masks'),
     'eval': ('semples.metrics', 'eval_cli', 'mIoU of a folder of PNG masks against a VOC split, printed as JSON'),
-    'demo': ('semples.demo', 'demo', 'run SemPLeS end to end on ToyWorld (stages 0, a, b, c + manual-prompt baseline): metrics.json, figures, pseudo masks'),
     'toyclip-eval': ('semples.toyclip', 'toyclip_eval', 'zero-shot and masked-view metrics of the stored tiny CLIP on fresh ToyWorld images, as JSON'),
-    'segment': ('semples.segment', 'segment', 'train DeepLabV3 on pseudo masks from a JSON config (configs/*_segment.json); torchrun-ready'),
     'toyclip-pretrain': ('semples.toyclip', 'toyclip_pretrain', 'retrain the tiny CLIP on ToyWorld (CPU minutes); stores it if it clears the bars'),
-    'cam': ('semples.pipeline', 'cam', 'real mode, stage 0: train the CAM network from image labels into OUT/cam (JSON config; torchrun-ready)'),
-    'match': ('semples.pipeline', 'match', 'real mode, stage (a): segment-label matching from OUT/cam into OUT/match (torchrun-ready)'),
-    'prompts': ('semples.pipeline', 'prompts', 'real mode, stage (b): learn background prompts from OUT/match into OUT/prompts (+ nearest words)'),
-    'refine': ('semples.pipeline', 'refine', 'real mode, stage (c): retrain from OUT/cam with the prompts of OUT/prompts into OUT/refine'),
-    'pseudo': ('semples.pipeline', 'pseudo', 'real mode: pseudo-mask PNGs of the training split from a stage\'s CAMs into OUT/pseudo/masks (+ mIoU)'),
-    'objective': ('semples.pipeline', 'objective', 'real mode: losses of each finished stage\'s masks and of the ground-truth masks (does the objective prefer the truth?) into OUT/objective.json'),
-    'bench': ('semples.bench', 'bench', 'benchmark each stage\'s training step: images/s, FLOPs, peak memory (GPU)'),
+    'render': ('semples.render', 'render_cli', 'execute the notebooks and write HTML course pages (offline, no Quarto)'),
+    'bench': ('semples.research.bench', 'run_bench', "benchmark each stage's training step: images/s, FLOPs, peak memory (GPU)"),
 }
 
 # %% ../nbs/90_cli.ipynb #642c6030
@@ -49,12 +50,14 @@ def _usage()->str:
     lines += ['', "Run 'semples COMMAND --help' for a command's options."]
     return '\n'.join(lines)
 
+# %% ../nbs/90_cli.ipynb #9fb5fda8
 def parser_for(name:str):
     "The `argparse` parser and function of subcommand `name`."
     mod, fn, _ = COMMANDS[name]
     f = getattr(importlib.import_module(mod), fn)
     return anno_parser(f, prog=f'semples {name}'), f
 
+# %% ../nbs/90_cli.ipynb #ba761b8a
 def main(argv:list|None=None)->int:
     "Entry point of the `semples` console script."
     argv = sys.argv[1:] if argv is None else list(argv)

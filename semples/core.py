@@ -57,6 +57,7 @@ def get_device(
 def _umask()->int:
     m = os.umask(0); os.umask(m); return m
 
+# %% ../nbs/00_core.ipynb #bcaf965d
 @contextlib.contextmanager
 def atomic_write(
     path:str|Path, # the file to (re)write
@@ -85,12 +86,14 @@ def _json_default(o):
     if isinstance(o, Path): return str(o)
     raise TypeError(f"{type(o).__name__} is not JSON serialisable")
 
+# %% ../nbs/00_core.ipynb #a09892a4
 def save_json(obj, path:str|Path, indent:int|None=2)->Path:
     "Atomically write `obj` as JSON (NumPy/torch scalars and arrays become plain numbers and lists)."
     text = json.dumps(obj, indent=indent, default=_json_default)  # serialise first: a TypeError leaves no file at all
     with atomic_write(path) as f: f.write(text + '\n')
     return Path(path)
 
+# %% ../nbs/00_core.ipynb #a5f6806f
 def load_json(path:str|Path):
     "Read a JSON file, with an error that names the file when it is missing or malformed."
     path = Path(path)
@@ -98,6 +101,7 @@ def load_json(path:str|Path):
     try: return json.loads(path.read_text(encoding='utf-8'))
     except json.JSONDecodeError as e: raise ValueError(f"{path} is not valid JSON ({e}); delete it or restore it from a copy") from e
 
+# %% ../nbs/00_core.ipynb #3cea06f2
 def save_torch(obj, path:str|Path)->Path:
     "Atomically `torch.save` a checkpoint: a crash mid-save never leaves a truncated file."
     with atomic_write(path, 'wb') as f: torch.save(obj, f)
@@ -109,10 +113,12 @@ def _git(*args, cwd=None)->str|None:
     except (OSError, subprocess.SubprocessError): return None
     return out.stdout.strip() if out.returncode == 0 else None
 
+# %% ../nbs/00_core.ipynb #acc41b32
 def _version(mod:str)->str|None:
     try: return __import__(mod).__version__
     except Exception: return None
 
+# %% ../nbs/00_core.ipynb #682d2215
 def env_info()->dict:
     "Software, hardware and git state of this process, as stored in every run's env.json."
     here = Path(__file__).resolve().parent if '__file__' in globals() else Path.cwd()
@@ -137,6 +143,7 @@ def machine_load()->dict:
 # %% ../nbs/00_core.ipynb #0b515263
 _MISSING = object()
 
+# %% ../nbs/00_core.ipynb #3cbc8508
 def config_diff(
     old,             # a JSON value (nested dicts), e.g. a stored config.json
     new,             # another one
@@ -193,6 +200,7 @@ VOC_CLASSES = ('background', 'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', '
                'diningtable', 'dog', 'horse', 'motorbike', 'person', 'pottedplant', 'sheep', 'sofa', 'train', 'tvmonitor')
 IGNORE_INDEX = 255
 
+# %% ../nbs/00_core.ipynb #d702dbdf
 def voc_palette(n:int=256)->np.ndarray:
     "The VOC colour table: an (n, 3) uint8 array whose row i is the colour of class index i."
     pal = np.zeros((n, 3), dtype=np.uint8)
@@ -213,11 +221,13 @@ def mask_to_image(mask:np.ndarray)->Image.Image:
     im = Image.fromarray(mask.astype(np.uint8), mode='P'); im.putpalette(voc_palette().flatten().tolist())
     return im
 
+# %% ../nbs/00_core.ipynb #84dfe61c
 def save_mask(mask:np.ndarray, path:str|Path)->Path:
     "Atomically write a class-index mask as a VOC palette PNG."
     with atomic_write(path, 'wb') as f: mask_to_image(mask).save(f, format='PNG')
     return Path(path)
 
+# %% ../nbs/00_core.ipynb #7c39656e
 def load_mask(path:str|Path)->np.ndarray:
     "Read a class-index PNG ('P' or 'L' mode) as an (H, W) uint8 array; RGB masks are refused with a fix."
     path = Path(path)
@@ -244,6 +254,7 @@ def to_image_array(img)->np.ndarray:
     img = img.astype(np.float32) / 255. if img.dtype == np.uint8 else img.astype(np.float32)
     return np.clip(img, 0, 1)
 
+# %% ../nbs/00_core.ipynb #8bf5149e
 def overlay(img, mask:np.ndarray, alpha:float=0.55)->np.ndarray:
     "Blend the VOC colour of every non-background pixel of `mask` into `img`; returns an (H, W, 3) float array."
     img, mask = to_image_array(img), np.asarray(mask)
@@ -262,6 +273,7 @@ def show_overlay(img, mask:np.ndarray|None=None, ax=None, title:str|None=None, a
     if title: ax.set_title(title, fontsize=9)
     return ax
 
+# %% ../nbs/00_core.ipynb #be7059cb
 def show_grid(imgs:list, masks:list|None=None, titles:list|None=None, ncols:int=4, size:float=2.6):
     "A grid of images with optional masks and titles; returns the figure."
     import matplotlib.pyplot as plt

@@ -27,6 +27,7 @@ __all__ = ['RUNTIME_FIELDS', 'CKPT_NAME', 'batch_indices', 'step_generator', 'Lo
 def _epoch_perm(n:int, seed:int, epoch:int)->np.ndarray:
     return np.random.default_rng([seed, epoch, 0]).permutation(n)
 
+# %% ../nbs/04a_loop.ipynb #1c3b3ba5
 def batch_indices(
     n:int,          # dataset size
     batch_size:int, # images per batch
@@ -39,6 +40,7 @@ def batch_indices(
     epoch = pos // n
     return np.array([_epoch_perm(n, seed, int(e))[p % n] for p, e in zip(pos, epoch)])
 
+# %% ../nbs/04a_loop.ipynb #4f2fbff5
 def step_generator(seed:int, step:int, stream:int=1)->torch.Generator:
     "A torch generator seeded by (seed, step, stream): per-step randomness (flips, crops) that resumes exactly."
     return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, step, stream]).generate_state(1)[0]))
@@ -81,12 +83,15 @@ class LoopConfig:
             if not isinstance(self.prefetch_factor, int) or self.prefetch_factor < 1: raise ValueError(f"prefetch_factor must be a positive integer or None, got {self.prefetch_factor!r}")
             if self.num_workers == 0: raise ValueError("prefetch_factor needs num_workers > 0 (without workers nothing is loaded ahead): set num_workers, or leave prefetch_factor=None")
 
+# %% ../nbs/04a_loop.ipynb #6c385616
 RUNTIME_FIELDS = ('num_workers', 'pin_memory', 'prefetch_factor', 'find_unused')  # change the speed, never the numbers
 
+# %% ../nbs/04a_loop.ipynb #8f67a900
 def run_config(cfg)->dict:
     "The settings of a config dataclass (`LoopConfig`, a stage config) that define a run's result: all but `RUNTIME_FIELDS`, so a run may resume with other workers."
     return {k: v for k, v in asdict(cfg).items() if k not in RUNTIME_FIELDS}
 
+# %% ../nbs/04a_loop.ipynb #2fb920ec
 def lr_at(cfg:LoopConfig, step:int)->float:
     "The learning rate of step `step` (0-based): warm-up, then constant or cosine."
     if step < cfg.warmup: return cfg.lr * (step + 1) / cfg.warmup
@@ -94,6 +99,7 @@ def lr_at(cfg:LoopConfig, step:int)->float:
     t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
     return float(cfg.lr * 0.5 * (1 + np.cos(np.pi * min(1.0, t))))   # a Python float: optimiser state must load with weights_only=True
 
+# %% ../nbs/04a_loop.ipynb #06cb3317
 def make_optimizer(params, cfg:LoopConfig)->torch.optim.Optimizer:
     "The optimiser named by `cfg`: fused kernels when every parameter is on CUDA, multi-tensor (`foreach`) ones otherwise."
     params = list(params)
@@ -110,6 +116,7 @@ def make_optimizer(params, cfg:LoopConfig)->torch.optim.Optimizer:
 # %% ../nbs/04a_loop.ipynb #7e9c06a9
 from .data import collate_items as collate  # one collate for datasets and training loops (04_data)
 
+# %% ../nbs/04a_loop.ipynb #cce768ef
 def hflip_batch(batch:dict, gen:torch.Generator, p:float=0.5)->dict:
     "Flip `image` (and `mask`, if present) of each item left-right with probability `p`."
     b = dict(batch)
@@ -119,15 +126,18 @@ def hflip_batch(batch:dict, gen:torch.Generator, p:float=0.5)->dict:
             b[k] = b[k].clone(); b[k][flip] = b[k][flip].flip(-1)
     return b
 
+# %% ../nbs/04a_loop.ipynb #757ba57d
 def to_device(batch:dict, device)->dict:
     "Move the tensors of a batch dict to `device`."
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
+# %% ../nbs/04a_loop.ipynb #a669e0ef
 def _rng_state()->dict:
     s = np.random.get_state()
     return dict(torch=torch.get_rng_state(), cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
                 numpy=[s[0], torch.from_numpy(s[1].astype(np.int64)), int(s[2]), int(s[3]), float(s[4])], python=random.getstate())
 
+# %% ../nbs/04a_loop.ipynb #16457fd9
 def _set_rng_state(s:dict):
     torch.set_rng_state(s['torch'])
     if s['cuda'] and torch.cuda.is_available(): torch.cuda.set_rng_state_all(s['cuda'])
@@ -146,6 +156,7 @@ def init_distributed(
     if not dist.is_initialized(): dist.init_process_group('nccl' if cuda else 'gloo')
     return dist.get_rank(), dist.get_world_size(), torch.device('cuda', torch.cuda.current_device()) if cuda else torch.device('cpu')
 
+# %% ../nbs/04a_loop.ipynb #64f89906
 def shard_indices(
     idx:np.ndarray, # the global batch (indices or positions)
     rank:int,       # this process
@@ -155,6 +166,7 @@ def shard_indices(
     if len(idx) % world: raise ValueError(f"batch_size {len(idx)} is the global batch and must be divisible by the number of processes {world}: use a multiple of {world}")
     return idx[rank::world]
 
+# %% ../nbs/04a_loop.ipynb #baa76290
 def unwrap(model:nn.Module)->nn.Module:
     "The network inside a `DistributedDataParallel` (or `DataParallel`) wrapper; any other module as it is."
     return model.module if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)) else model
@@ -185,10 +197,12 @@ class StepBatchSampler(torch.utils.data.Sampler):
 
     def __iter__(self): return (self.batch(s) for s in range(self.start, self.stop))
 
+# %% ../nbs/04a_loop.ipynb #348d0b95
 def flip_item(item:dict)->dict:
     "An item with `image` (and `mask`) mirrored left-right."
     return {k: v.flip(-1) if k in ('image', 'mask') and torch.is_tensor(v) else v for k, v in item.items()}
 
+# %% ../nbs/04a_loop.ipynb #691d3e64
 class _FlipView:
     "A dataset seen through (index, flip) keys."
     def __init__(self, ds): self.ds = ds
@@ -197,6 +211,7 @@ class _FlipView:
         i, f = key; it = self.ds[i]
         return flip_item(it) if f else it
 
+# %% ../nbs/04a_loop.ipynb #4e41ca11
 def make_loader(
     dataset,                  # map-style dataset of item dicts
     cfg:LoopConfig,           # batch_size, seed, hflip, num_workers, pin_memory, prefetch_factor
@@ -241,6 +256,7 @@ class _AllReduceBatchNorm(nn.modules.batchnorm._BatchNorm):
                 self.running_var.mul_(1 - f).add_(var * n / (n - 1), alpha=f)
         return y
 
+# %% ../nbs/04a_loop.ipynb #ad14e03c
 @contextmanager
 def global_batchnorm(
     model:nn.Module,   # changed in place for the duration of the `with` block
@@ -263,16 +279,19 @@ def global_batchnorm(
 # %% ../nbs/04a_loop.ipynb #c78196cb
 CKPT_NAME = 'checkpoint.pt'
 
+# %% ../nbs/04a_loop.ipynb #554a9a0e
 def _save_checkpoint(path, model, opt, step, cfg, config, world=1):
     save_torch(dict(model=model.state_dict(), optimizer=opt.state_dict(), step=step, rng=_rng_state(),
                     loop=run_config(cfg), config=config or {}, world_size=world), path)
 
+# %% ../nbs/04a_loop.ipynb #df49970c
 def history(run)->list:
     "The logged records of a run folder (or `RunDir`), one per step (the last one written wins), in step order."
     p = (run.path if isinstance(run, RunDir) else Path(run))/'metrics.jsonl'
     recs = [json.loads(l) for l in p.read_text(encoding='utf-8').splitlines() if l.strip()] if p.exists() else []
     return sorted({r['step']: r for r in recs if 'step' in r}.values(), key=lambda r: r['step'])
 
+# %% ../nbs/04a_loop.ipynb #08445ab3
 def _split_loss(res)->tuple:
     "(loss, metrics, weight) from what a loss function returns: loss, (loss, metrics) or (loss, metrics, weight); tensors stay tensors."
     if isinstance(res, tuple):
@@ -282,11 +301,13 @@ def _split_loss(res)->tuple:
     if not (torch.is_tensor(loss) and loss.ndim == 0): raise ValueError(f"loss_fn must return a scalar tensor as its loss, got {getattr(loss, 'shape', type(loss).__name__)}")
     return loss, dict(metrics or {}), weight
 
+# %% ../nbs/04a_loop.ipynb #f70795c8
 def _values(loss, metrics:dict, dev, dtype)->torch.Tensor:
     "Loss and logged values as one detached vector on the device (no host-device sync)."
     vs = [loss] + [v if torch.is_tensor(v) else torch.tensor(float(v)) for v in metrics.values()]
     return torch.stack([v.detach().to(dev, dtype).reshape(()) for v in vs])
 
+# %% ../nbs/04a_loop.ipynb #4b3fdafe
 def _share(weight, world:int, dev, dtype)->torch.Tensor:
     "This process's share of the step's mean: 1/world, or weight / (sum of the weights of all processes)."
     if weight is None: return torch.full((), 1 / world, dtype=dtype, device=dev)
@@ -294,7 +315,60 @@ def _share(weight, world:int, dev, dtype)->torch.Tensor:
     tot = w.clone(); dist.all_reduce(tot)
     return w / tot
 
-# %% ../nbs/04a_loop.ipynb #43ac02e8
+# %% ../nbs/04a_loop.ipynb #95e43da6
+def _open_run(model:nn.Module, opt, cfg:LoopConfig, out, config:dict|None, resume:bool, until:int, rank:int, world:int, dev)->tuple:
+    "(RunDir of rank 0 or None, first step): the run folder checked or cleared, and the checkpoint, if any, loaded."
+    if out is None: return None, 0
+    out, run, start = Path(out), None, 0
+    if rank == 0:
+        if not resume:
+            for f in (CKPT_NAME, 'metrics.jsonl'): (out/f).unlink(missing_ok=True)
+        run = RunDir(out, config=dict(loop=run_config(cfg), **(config or {})), overwrite=not resume)
+    if world > 1: dist.barrier()                   # the others look into the folder after rank 0 has checked (or cleared) it
+    if resume and (out/CKPT_NAME).exists():
+        ck = torch.load(out/CKPT_NAME, map_location=dev, weights_only=True)
+        model.load_state_dict(ck['model']); opt.load_state_dict(ck['optimizer']); _set_rng_state(ck['rng']); start = ck['step']
+        if start > until: raise ValueError(f"{out} holds a checkpoint at step {start}, past until={until}; use a new folder or resume=False")
+    return run, start
+
+# %% ../nbs/04a_loop.ipynb #e3ca8105
+def _forward(net, loss_fn:Callable, batch:dict, world:int, keys:list|None, step:int)->tuple:
+    "(loss, metrics, weight, keys) of one step; the names of the logged values must not change between steps."
+    try: loss, metrics, weight = _split_loss(loss_fn(net, batch))
+    except RuntimeError as e:
+        if world > 1 and 'find_unused_parameters' in str(e):
+            raise RuntimeError("DDP: some trainable parameters took no part in the loss; set LoopConfig(find_unused=True) "
+                               "or freeze them (requires_grad=False)") from e
+        raise
+    if keys is not None and list(metrics) != keys[1:]: raise ValueError(f"loss_fn returned the values {list(metrics)} at step {step + 1}, {keys[1:]} before: keep the names fixed")
+    return loss, metrics, weight, keys or ['loss', *metrics]
+
+# %% ../nbs/04a_loop.ipynb #4a2449de
+def _step(net, loss_fn:Callable, batch:dict, opt, params:list, cfg:LoopConfig, step:int, world:int, keys, dev, dtype)->tuple:
+    "One optimisation step at the step's learning rate: (the logged values as a device vector, their names)."
+    for g in opt.param_groups: g['lr'] = lr_at(cfg, step)
+    loss, metrics, weight, keys = _forward(net, loss_fn, to_device(batch, dev), world, keys, step)
+    vals = _values(loss, metrics, dev, dtype)
+    if world > 1:
+        share = _share(weight, world, dev, dtype)
+        vals = vals * share                          # summed over processes at the log step: the global mean
+        if weight is not None: loss = loss * (share * world).to(loss.dtype)   # DDP divides by world
+    opt.zero_grad(set_to_none=True); loss.backward()
+    if cfg.grad_clip: nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+    opt.step()
+    return vals, keys
+
+# %% ../nbs/04a_loop.ipynb #c4f7a996
+def _window_mean(acc:torch.Tensor, n:int, world:int, cfg:LoopConfig, first:int, done:int)->list:
+    "The mean of the logged values over steps first+1 .. done (over all processes): the loop's only host-device sync."
+    tot = acc.clone()
+    if world > 1: dist.all_reduce(tot)
+    mean = (tot / n).tolist()
+    if not math.isfinite(mean[0]):
+        raise FloatingPointError(f"the loss is {mean[0]} in steps {first + 1}..{done} (its mean over the window): lower cfg.lr (now {cfg.lr}) or set cfg.grad_clip")
+    return mean
+
+# %% ../nbs/04a_loop.ipynb #ee5687f5
 def train_loop(
     model:nn.Module,          # the module to train (its state_dict is checkpointed; under DDP it is wrapped inside the loop)
     loss_fn:Callable,         # loss_fn(model, batch) -> loss, (loss, {name: value}) or (loss, {name: value}, weight); see above
@@ -312,62 +386,26 @@ def train_loop(
     until = cfg.steps if until is None else min(int(until), cfg.steps)
     rank, world, dev = init_distributed(cfg.device)
     shard_indices(np.arange(cfg.batch_size), rank, world)   # refuses a global batch the processes cannot share evenly
-    model.to(dev)
-    params = [p for p in model.parameters() if p.requires_grad] if params is None else list(params)
+    params = [p for p in model.to(dev).parameters() if p.requires_grad] if params is None else list(params)
     if not params: raise ValueError("no parameter to train: every parameter is frozen (requires_grad=False); pass params= or unfreeze")
-    opt, start, recs, run = make_optimizer(params, cfg), 0, [], None
-    if out is not None:
-        out = Path(out)
-        if rank == 0:
-            if not resume:
-                for f in (CKPT_NAME, 'metrics.jsonl'): (out/f).unlink(missing_ok=True)
-            run = RunDir(out, config=dict(loop=run_config(cfg), **(config or {})), overwrite=not resume)
-        if world > 1: dist.barrier()                   # the others look into the folder after rank 0 has checked (or cleared) it
-        if resume and (out/CKPT_NAME).exists():
-            ck = torch.load(out/CKPT_NAME, map_location=dev, weights_only=True)
-            model.load_state_dict(ck['model']); opt.load_state_dict(ck['optimizer']); _set_rng_state(ck['rng']); start = ck['step']
-            if start > until: raise ValueError(f"{out} holds a checkpoint at step {start}, past until={until}; use a new folder or resume=False")
-    model.train()
-    dtype = torch.float32 if dev.type == 'mps' else torch.float64
-    acc, keys, n, first = None, None, 0, start        # running sums of the logged values on the device, over steps first+1 .. 
+    opt, recs = make_optimizer(params, cfg), []
+    run, start = _open_run(model, opt, cfg, out, config, resume, until, rank, world, dev)
+    model.train(); dtype = torch.float32 if dev.type == 'mps' else torch.float64
+    acc, keys, n, first = None, None, 0, start        # running sums of the logged values on the device, over steps first+1 ..
     bar = tqdm(total=until, initial=min(start, until), desc=f'train {type(model).__name__}', disable=not progress or rank != 0, leave=False)
     with (global_batchnorm(model, dev) if world > 1 else nullcontext()):
-        net = model if world == 1 else nn.parallel.DistributedDataParallel(
-            model, device_ids=[dev.index] if dev.type == 'cuda' else None, find_unused_parameters=cfg.find_unused)
+        net = model if world == 1 else nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == 'cuda' else None,
+                                                                            find_unused_parameters=cfg.find_unused)
         for step, batch in enumerate(make_loader(dataset, cfg, start, until, rank, world, collate_fn, dev), start):
-            lr = lr_at(cfg, step)
-            for g in opt.param_groups: g['lr'] = lr
-            try: loss, metrics, weight = _split_loss(loss_fn(net, to_device(batch, dev)))
-            except RuntimeError as e:
-                if world > 1 and 'find_unused_parameters' in str(e):
-                    raise RuntimeError("DDP: some trainable parameters took no part in the loss; set LoopConfig(find_unused=True) "
-                                       "or freeze them (requires_grad=False)") from e
-                raise
-            if keys is None: keys = ['loss', *metrics]
-            elif list(metrics) != keys[1:]: raise ValueError(f"loss_fn returned the values {list(metrics)} at step {step + 1}, {keys[1:]} before: keep the names fixed")
-            vals = _values(loss, metrics, dev, dtype)
-            if world > 1:
-                share = _share(weight, world, dev, dtype)
-                vals = vals * share                      # summed over processes at the log step: the global mean
-                if weight is not None: loss = loss * (share * world).to(loss.dtype)   # DDP divides by world
-            opt.zero_grad(set_to_none=True); loss.backward()
-            if cfg.grad_clip: nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            opt.step()
-            acc = vals if acc is None else acc + vals
-            n += 1; done = step + 1; bar.update(1)
-            log = done % cfg.log_every == 0 or done == until
-            save = out is not None and ((cfg.ckpt_every and done % cfg.ckpt_every == 0) or done == until)
-            if log or save:                              # the only host-device syncs: here, every log_every steps
-                tot = acc.clone()
-                if world > 1: dist.all_reduce(tot)
-                mean = (tot / n).tolist()
-                if not math.isfinite(mean[0]):
-                    raise FloatingPointError(f"the loss is {mean[0]} in steps {first + 1}..{done} (its mean over the window): lower cfg.lr (now {cfg.lr}) or set cfg.grad_clip")
-                if log:
-                    rec = dict(step=done, lr=lr, **dict(zip(keys, mean))); acc, n, first = None, 0, done
-                    recs.append(rec); bar.set_postfix(loss=f"{rec['loss']:.4f}")
-                    if run: run.log(**rec)
-            if save and rank == 0: _save_checkpoint(out/CKPT_NAME, model, opt, done, cfg, config, world)
+            vals, keys = _step(net, loss_fn, batch, opt, params, cfg, step, world, keys, dev, dtype)
+            acc = vals if acc is None else acc + vals; n += 1; done = step + 1; bar.update(1)
+            log, save = done % cfg.log_every == 0 or done == until, out is not None and ((cfg.ckpt_every and done % cfg.ckpt_every == 0) or done == until)
+            if log or save: mean = _window_mean(acc, n, world, cfg, first, done)
+            if log:
+                recs.append(dict(step=done, lr=lr_at(cfg, step), **dict(zip(keys, mean)))); acc, n, first = None, 0, done
+                bar.set_postfix(loss=f"{recs[-1]['loss']:.4f}")
+                if run: run.log(**recs[-1])
+            if save and rank == 0: _save_checkpoint(Path(out)/CKPT_NAME, model, opt, done, cfg, config, world)
     bar.close()
     if world > 1: dist.barrier()                       # the last checkpoint is on disk before any process returns
     return history(out) if out is not None else recs

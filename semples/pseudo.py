@@ -23,6 +23,7 @@ __all__ = ['DEFAULT_THRESHOLDS', 'TRAIN_SPLITS', 'CRF_DEFAULTS', 'CRF_INSTALL', 
 DEFAULT_THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))   # 0.05, 0.10, ..., 0.95
 TRAIN_SPLITS = ('train', 'train_aug', 'trainval')                      # splits whose ground truth a threshold must not be tuned on
 
+# %% ../nbs/06_pseudo.ipynb #a7e8de1e
 def normalize_cams(
     cams,          # (C, H, W) or (B, C, H, W) class activation maps (numpy or torch)
     labels=None,   # (C,) or (B, C) image labels; absent classes are zeroed (None: keep all)
@@ -39,6 +40,7 @@ def normalize_cams(
         x = x * (lab > 0).float()[..., None, None]
     return x
 
+# %% ../nbs/06_pseudo.ipynb #b2e212e6
 def cams_to_mask(
     cams,               # (C, h, w) or (B, C, h, w) CAMs, foreground classes only
     labels=None,        # (C,) or (B, C) image labels (absent classes cannot win)
@@ -92,6 +94,7 @@ def _cam_items(cams, dataset, need_image:bool=False):
         size = mask.shape if mask is not None else image.shape[:2]
         yield dict(id=id_, cams=c, labels=torch.as_tensor(dataset.labels_of(id_)), mask=mask, image=image, size=tuple(size))
 
+# %% ../nbs/06_pseudo.ipynb #7d4f7bff
 def _fg_best(c, labels, size):
     "(best normalised CAM value, its class index) per pixel, at `size`."
     x = F.interpolate(c[None], size=size, mode='bilinear', align_corners=False)[0]
@@ -192,12 +195,14 @@ def show_best_worst(
 CRF_DEFAULTS = dict(n_iter=10, gt_prob=0.7, sxy_gaussian=3, compat_gaussian=3, sxy_bilateral=50, srgb=5, compat_bilateral=10)
 CRF_INSTALL = 'pip install -e ".[crf]"'
 
+# %% ../nbs/06_pseudo.ipynb #595a3ed6
 def crf_available()->bool:
     "Whether the optional dense-CRF package (pydensecrf2, imported as `pydensecrf`) is installed."
     try: import pydensecrf.densecrf  # noqa: F401
     except ImportError: return False
     return True
 
+# %% ../nbs/06_pseudo.ipynb #029c609f
 def require_crf():
     "The `pydensecrf` modules (densecrf, utils), or an ImportError that says how to install them."
     try:
@@ -209,6 +214,7 @@ def require_crf():
                           "Or run without CRF (crf=False): every other step works without it.") from e
     return dcrf, dutils
 
+# %% ../nbs/06_pseudo.ipynb #26ed0af4
 def crf_refine(
     image,          # (H, W, 3) image, uint8 or float in [0, 1]
     mask,           # (H, W) label map (0 = background, c = class); 255 counts as background
@@ -264,6 +270,7 @@ def save_pseudo_masks(
         save_mask(pred, out/f"{it['id']}.png")
     return out
 
+# %% ../nbs/06_pseudo.ipynb #71c7e903
 class SubsetView:
     "Some ids of a dataset that still look like the dataset: items, `ids`, `classes`, a split name, and every reader of the whole dataset."
     def __init__(self, ds, ids, split:str|None=None): self.ds, self.ids, self.split, self.classes = ds, list(ids), split or ds.split, ds.classes

@@ -17,6 +17,7 @@ __all__ = ['SKIP_FLAGS', 'skip_cell', 'execute_notebook', 'count_figures', 'note
 # %% ../nbs/91_render.ipynb #44c59e1e
 SKIP_FLAGS = ('notest', 'gpu', 'slow')
 
+# %% ../nbs/91_render.ipynb #7d6fdda4
 def skip_cell(cell, skip_flags=SKIP_FLAGS)->bool:
     "True when nbdev's rules say `cell` must not run in a course page (or in `nbdev_test`)."
     if cell.cell_type != 'code': return True
@@ -56,6 +57,7 @@ def count_figures(nb:dict)->int:
     return sum(1 for c in nb.get('cells', []) for o in c.get('outputs', [])
                if any(k.startswith('image/') for k in o.get('data', {})))
 
+# %% ../nbs/91_render.ipynb #6a5017da
 def notebook_to_html(nb_path:str|Path, html_path:str|Path)->int:
     "Convert an executed notebook to a standalone HTML page; returns the number of figures on it."
     from nbconvert import HTMLExporter
@@ -71,11 +73,16 @@ def notebook_to_html(nb_path:str|Path, html_path:str|Path)->int:
     return count_figures(nb)
 
 # %% ../nbs/91_render.ipynb #287c8ef4
-def _render_one(nb, out, skip_flags):
-    out = Path(out); res = execute_notebook(nb, out/'executed'/Path(nb).name, skip_flags)
-    res['figures'] = notebook_to_html(out/'executed'/Path(nb).name, out/(Path(nb).stem + '.html'))
+def _render_one(nb, out, skip_flags, root=None):
+    "Execute one notebook into out/executed/ and write its page out/<path relative to root>.html."
+    rel = Path(nb).resolve().relative_to(root) if root is not None else Path(Path(nb).name)
+    out = Path(out); res = execute_notebook(nb, out/'executed'/rel, skip_flags)
+    (out/rel).parent.mkdir(parents=True, exist_ok=True)
+    res['figures'] = notebook_to_html(out/'executed'/rel, out/rel.with_suffix('.html'))
+    res['page'] = str(rel.with_suffix('.html'))
     return res
 
+# %% ../nbs/91_render.ipynb #c0b6cec3
 def render_site(
     nbs_dir:str|Path='nbs',       # folder with the notebooks
     out:str|Path='_site',         # output folder for the HTML pages
@@ -85,12 +92,12 @@ def render_site(
 )->list:
     "Execute and convert the course notebooks; returns one result dict per notebook."
     nbs_dir, out = Path(nbs_dir), Path(out)
-    nbs = sorted(p for p in nbs_dir.glob('*.ipynb') if not p.name.startswith('_'))
-    if only: nbs = [p for p in nbs if p.stem in set(only)]
+    nbs = sorted(p for p in list(nbs_dir.glob('*.ipynb')) + list(nbs_dir.glob('research/*.ipynb')) if not p.name.startswith('_'))
+    if only: nbs = [p for p in nbs if p.stem in set(only) or str(p.relative_to(nbs_dir).with_suffix('')) in set(only)]
     if not nbs: raise FileNotFoundError(f"no notebooks to render in {nbs_dir.resolve()} (only={only})")
-    res = parallel(_render_one, nbs, out=out.resolve(), skip_flags=skip_flags, n_workers=n_workers, progress=False)
-    res = sorted(res, key=lambda r: r['notebook'])
-    rows = ''.join(f"<tr><td><a href='{html.escape(Path(r['notebook']).stem)}.html'>{html.escape(r['notebook'])}</a></td>"
+    res = parallel(_render_one, nbs, out=out.resolve(), skip_flags=skip_flags, root=nbs_dir.resolve(), n_workers=n_workers, progress=False)
+    res = sorted(res, key=lambda r: r['page'])
+    rows = ''.join(f"<tr><td><a href='{html.escape(r['page'])}'>{html.escape(r['notebook'])}</a></td>"
                    f"<td>{'ok' if r['ok'] else 'FAILED'}</td><td>{r['seconds']}</td><td>{r['figures']}</td></tr>" for r in res)
     (out/'index.html').write_text("<html><head><meta charset='utf-8'><title>semples course pages</title></head><body>"
         "<h1>semples course pages</h1><table border='1' cellpadding='4'><tr><th>notebook</th><th>status</th>"

@@ -4,8 +4,8 @@
 
 # %% ../nbs/11_segment.ipynb #90f5b50a
 from __future__ import annotations
-import csv, dataclasses, io, json, math, os, time
-from dataclasses import dataclass, field, asdict
+import math, time
+from dataclasses import dataclass, asdict
 from pathlib import Path
 import numpy as np
 import torch
@@ -13,16 +13,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torch.distributed as dist
 from torchvision.models.segmentation.deeplabv3 import ASPP, DeepLabV3
-from .core import machine_load, RunDir, atomic_write, get_device, load_json, load_mask, save_json, save_mask, save_torch, seed_everything, IGNORE_INDEX
-from .metrics import SegmentationMetric, eval_folder
-from .loop import batch_indices, step_generator, init_distributed, shard_indices
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from .core import RunDir, load_mask, save_mask, save_torch, seed_everything, IGNORE_INDEX
+from .metrics import SegmentationMetric
+from .loop import batch_indices, step_generator, init_distributed, shard_indices
 
 # %% auto #0
-__all__ = ['RESULT_FIELDS', 'CLASS_COLORS', 'PseudoMaskDataset', 'SegConfig', 'toy_seg_config', 'ToyBackbone', 'TimmDeepLab',
-           'create_segmenter', 'seg_lr', 'jitter_batch', 'seg_loss', 'train_segmenter', 'predict_probs',
-           'evaluate_segmenter', 'results_markdown', 'toy_result_rows', 'update_results', 'plot_acceptance',
-           'show_segmenter_examples', 'score_masks', 'toy_acceptance', 'segment']
+__all__ = ['PseudoMaskDataset', 'SegConfig', 'toy_seg_config', 'ToyBackbone', 'TimmDeepLab', 'create_segmenter', 'seg_lr',
+           'jitter_batch', 'seg_loss', 'train_segmenter', 'predict_probs', 'evaluate_segmenter']
 
 # %% ../nbs/11_segment.ipynb #007adbfb
 class PseudoMaskDataset(torch.utils.data.Dataset):
@@ -91,6 +89,7 @@ class SegConfig:
         if len(self.scale_jitter) != 2 or not 0 < lo <= hi: raise ValueError(f"scale_jitter must be (lo, hi) with 0 < lo <= hi, got {self.scale_jitter!r}")
         if self.warmup < 0: raise ValueError(f"warmup must be >= 0 steps, got {self.warmup}")
 
+# %% ../nbs/11_segment.ipynb #e133c1cf
 def toy_seg_config(**kw)->SegConfig:
     "The ToyWorld segmenter: resnet10t (stride 8) + ASPP + low-level skip, AdamW, warm-up + cosine, flips."
     base = dict(arch='timm', num_classes=7, norm='bn', backbone='resnet10t', output_stride=8, head_width=128, skip_width=32,
@@ -102,6 +101,7 @@ def toy_seg_config(**kw)->SegConfig:
 def _norm(kind:str, c:int)->nn.Module:
     return nn.GroupNorm(min(8, c), c) if kind == 'gn' else nn.BatchNorm2d(c)
 
+# %% ../nbs/11_segment.ipynb #85b17857
 def _swap_bn(m:nn.Module)->nn.Module:
     "Replace every BatchNorm2d in `m` by GroupNorm (8 groups)."
     for n, ch in m.named_children():
@@ -109,6 +109,7 @@ def _swap_bn(m:nn.Module)->nn.Module:
         else: _swap_bn(ch)
     return m
 
+# %% ../nbs/11_segment.ipynb #19b0eaf5
 class ToyBackbone(nn.Module):
     "Five conv blocks, stride 4, returning {'out': features} as torchvision's segmentation models expect."
     def __init__(self, width:int=32, norm:str='gn'):
@@ -118,6 +119,7 @@ class ToyBackbone(nn.Module):
         self.body = nn.Sequential(blk(3, w, 2), blk(w, w, 1), blk(w, 2 * w, 2), blk(2 * w, 2 * w, 1, 2), blk(2 * w, 2 * w, 1, 4))
     def forward(self, x): return {'out': self.body(x)}
 
+# %% ../nbs/11_segment.ipynb #02bc9964
 class TimmDeepLab(nn.Module):
     "A timm backbone (features_only, dilated to `output_stride`) + torchvision's ASPP + an optional low-level skip (DeepLabV3+)."
     def __init__(self,
@@ -150,6 +152,7 @@ class TimmDeepLab(nn.Module):
             s = self.skip(f[0]); h = torch.cat([F.interpolate(h, size=s.shape[-2:], mode='bilinear', align_corners=False), s], 1)
         return {'out': self.classifier(h)}
 
+# %% ../nbs/11_segment.ipynb #ec25456a
 def create_segmenter(cfg:SegConfig)->nn.Module:
     "The segmentation network of `cfg` (random init unless `cfg.weights`/`weights_backbone` say otherwise)."
     if cfg.arch == 'timm':
@@ -192,8 +195,10 @@ def _batch(ds, idx, flips):
     x[f] = x[f].flip(-1); y[f] = y[f].flip(-1)
     return x, y
 
+# %% ../nbs/11_segment.ipynb #c2e1e255
 def _use(flag:str, dev)->bool: return dev.type == 'cuda' if flag == 'auto' else flag in ('on', 'bf16')
 
+# %% ../nbs/11_segment.ipynb #b5e328fc
 def seg_lr(cfg:SegConfig, step:int)->float:
     "Learning rate of step `step`: linear warm-up, then poly or cosine decay to 0 at `cfg.steps`."
     w = min(cfg.warmup, max(cfg.steps - 1, 0))  # a shortened run keeps some decay
@@ -201,6 +206,7 @@ def seg_lr(cfg:SegConfig, step:int)->float:
     t = min(1.0, (step - w) / max(1, cfg.steps - w))
     return cfg.lr * ((1 - t) ** cfg.poly_power if cfg.schedule == 'poly' else 0.5 * (1 + math.cos(math.pi * t)))
 
+# %% ../nbs/11_segment.ipynb #503ad4ea
 def jitter_batch(
     x:torch.Tensor,         # (B, 3, H, W) images
     y:torch.Tensor,         # (B, H, W) long masks
@@ -220,6 +226,7 @@ def jitter_batch(
             oy, ox = int(u * (H - h + 1)), int(v * (W - w + 1)); X[i, :, oy:oy + h, ox:ox + w], Y[i, oy:oy + h, ox:ox + w] = xs[i], ys[i]
     return X, Y
 
+# %% ../nbs/11_segment.ipynb #4557da64
 def seg_loss(model, x, y, amp:bool)->torch.Tensor:
     "Mean cross-entropy over labelled pixels (255 ignored), logits upsampled to the mask size."
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
@@ -227,6 +234,35 @@ def seg_loss(model, x, y, amp:bool)->torch.Tensor:
     logits = F.interpolate(logits.float(), size=y.shape[-2:], mode='bilinear', align_corners=False)
     return F.cross_entropy(logits, y, ignore_index=IGNORE_INDEX)
 
+# %% ../nbs/11_segment.ipynb #620c831f
+def _seg_state(cfg:SegConfig, out, rank:int, world:int, dev, resume:bool, config:dict|None)->tuple:
+    "(model, optimiser, RunDir or None, first step) of a segmentation run, resumed from out/checkpoint.pt when there is one."
+    seed_everything(cfg.seed)
+    model = create_segmenter(cfg).to(dev)
+    if _use(cfg.channels_last, dev): model = model.to(memory_format=torch.channels_last)
+    opt = (torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay) if cfg.optimizer == 'sgd'
+           else torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay))
+    run = RunDir(out, dict(asdict(cfg), world_size=world, **(config or {}))) if (out is not None and rank == 0) else None
+    ck, start = (Path(out)/'checkpoint.pt' if out is not None else None), 0
+    if resume and ck is not None and ck.exists():
+        s = torch.load(ck, map_location='cpu', weights_only=True)
+        model.load_state_dict(s['model']); opt.load_state_dict(s['opt']); start = s['step']; torch.set_rng_state(s['rng'])
+    return model, opt, run, start
+
+# %% ../nbs/11_segment.ipynb #eebf3b78
+def _seg_batch(cfg:SegConfig, ds, step:int, rank:int, world:int)->tuple:
+    "This process's (images, masks) of step `step`: indices, flips and scale jitter drawn from (seed, step)."
+    idx = batch_indices(len(ds), cfg.batch_size, step, cfg.seed)
+    flips = torch.rand(cfg.batch_size, generator=step_generator(cfg.seed, step)) < cfg.hflip
+    mine = shard_indices(np.arange(cfg.batch_size), rank, world)
+    x, y = _batch(ds, idx[mine], flips[torch.from_numpy(mine)])
+    if cfg.scale_jitter != (1.0, 1.0):
+        g = step_generator(cfg.seed, step, 2); lo, hi = cfg.scale_jitter
+        s_ = lo + (hi - lo) * float(torch.rand(1, generator=g)); offs = torch.rand(cfg.batch_size, 2, generator=g)
+        x, y = jitter_batch(x, y, s_, offs[torch.from_numpy(mine)])
+    return x, y
+
+# %% ../nbs/11_segment.ipynb #fe74e7f5
 def train_segmenter(
     cfg:SegConfig,          # the run's settings
     train_ds,               # items with `image` (3,H,W) and `mask` (H,W) pseudo masks, same size
@@ -234,55 +270,36 @@ def train_segmenter(
     val_ds=None,            # items with ground-truth masks, scored at the end (rank 0)
     resume:bool=True,       # continue from out/checkpoint.pt when present
     until:int|None=None,    # stop after this step (to test resume); None: cfg.steps
+    config:dict|None=None,  # more configuration to store with the run
 )->tuple:                   # (model without DDP wrapper, list of logged records)
     "Train a segmentation network on pseudo masks, as one process or under torchrun (DDP)."
     rank, world, dev = init_distributed(cfg.device)
-    seed_everything(cfg.seed)
-    model = create_segmenter(cfg).to(dev)
-    amp, cl = _use(cfg.amp, dev), _use(cfg.channels_last, dev)
-    if cl: model = model.to(memory_format=torch.channels_last)
-    opt = (torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay) if cfg.optimizer == 'sgd'
-           else torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay))
-    run = RunDir(out, dict(asdict(cfg), world_size=world, dataset=getattr(train_ds, 'mask_dir', None))) if (out is not None and rank == 0) else None
-    start, ck = 0, (Path(out)/'checkpoint.pt' if out is not None else None)
-    if resume and ck is not None and ck.exists():
-        s = torch.load(ck, map_location='cpu', weights_only=False)
-        model.load_state_dict(s['model']); opt.load_state_dict(s['opt']); start = s['step']; torch.set_rng_state(s['rng'])
-    if world > 1:
-        if cfg.norm == 'bn' and cfg.sync_bn: model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        ddp = nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == 'cuda' else None)
-    else: ddp = model
-    n, stop, recs = len(train_ds), min(cfg.steps, until or cfg.steps), []
-    model.train(); t0 = time.time()
+    model, opt, run, start = _seg_state(cfg, out, rank, world, dev, resume, config)
+    ddp = model if world == 1 else nn.parallel.DistributedDataParallel(
+        nn.SyncBatchNorm.convert_sync_batchnorm(model) if cfg.norm == 'bn' and cfg.sync_bn else model, device_ids=[dev.index] if dev.type == 'cuda' else None)
+    stop, recs, t0 = min(cfg.steps, until or cfg.steps), [], time.time(); model.train()
     for step in range(start, stop):
-        idx = batch_indices(n, cfg.batch_size, step, cfg.seed)
-        flips = torch.rand(cfg.batch_size, generator=step_generator(cfg.seed, step)) < cfg.hflip
-        mine = shard_indices(np.arange(cfg.batch_size), rank, world)
-        x, y = _batch(train_ds, idx[mine], flips[torch.from_numpy(mine)])
-        if cfg.scale_jitter != (1.0, 1.0):
-            g = step_generator(cfg.seed, step, 2); lo, hi = cfg.scale_jitter
-            s_ = lo + (hi - lo) * float(torch.rand(1, generator=g)); offs = torch.rand(cfg.batch_size, 2, generator=g)
-            x, y = jitter_batch(x, y, s_, offs[torch.from_numpy(mine)])
-        x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
-        if cl: x = x.contiguous(memory_format=torch.channels_last)
+        x, y = (v.to(dev, non_blocking=True) for v in _seg_batch(cfg, train_ds, step, rank, world))
+        if _use(cfg.channels_last, dev): x = x.contiguous(memory_format=torch.channels_last)
         for g in opt.param_groups: g['lr'] = seg_lr(cfg, step)
-        loss = seg_loss(ddp, x, y, amp)
-        opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+        loss = seg_loss(ddp, x, y, _use(cfg.amp, dev)); opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
         l = loss.detach()
         if world > 1: dist.all_reduce(l); l = l / world
         if step % cfg.log_every == 0 or step == stop - 1:
-            rec = dict(step=step, loss=float(l), lr=opt.param_groups[0]['lr'], images_per_s=(step + 1 - start) * cfg.batch_size / (time.time() - t0))
-            recs.append(rec)
-            if run: run.log(**rec)
-        done = step + 1
-        if run and ((cfg.ckpt_every and done % cfg.ckpt_every == 0) or done == stop):
-            save_torch(dict(model=model.state_dict(), opt=opt.state_dict(), step=done, rng=torch.get_rng_state(), config=asdict(cfg)), ck)
-    if val_ds is not None and rank == 0:
-        res = evaluate_segmenter(model, val_ds, cfg.eval_scales, cfg.eval_flip, device=dev)
-        rec = dict(step=stop, split=getattr(val_ds, 'split', 'val'), miou=res['miou'], scales=list(cfg.eval_scales), flip=cfg.eval_flip)
-        recs.append(rec)
-        if run: run.log(**rec); run.log(per_class=res['per_class'])
+            recs.append(dict(step=step, loss=float(l), lr=opt.param_groups[0]['lr'], images_per_s=(step + 1 - start) * cfg.batch_size / (time.time() - t0)))
+            if run: run.log(**recs[-1])
+        if run and ((cfg.ckpt_every and (step + 1) % cfg.ckpt_every == 0) or step + 1 == stop):
+            save_torch(dict(model=model.state_dict(), opt=opt.state_dict(), step=step + 1, rng=torch.get_rng_state(), config=asdict(cfg)), Path(out)/'checkpoint.pt')
+    if val_ds is not None and rank == 0: recs.append(_seg_eval(model, val_ds, cfg, dev, run, stop))
     return model, recs
+
+# %% ../nbs/11_segment.ipynb #e9c81ea5
+def _seg_eval(model, val_ds, cfg:SegConfig, dev, run, step:int)->dict:
+    "The val mIoU record at the end of a run (also logged, with the per-class IoU)."
+    res = evaluate_segmenter(model, val_ds, cfg.eval_scales, cfg.eval_flip, device=dev)
+    rec = dict(step=step, split=getattr(val_ds, 'split', 'val'), miou=res['miou'], scales=list(cfg.eval_scales), flip=cfg.eval_flip)
+    if run: run.log(**rec); run.log(per_class=res['per_class'])
+    return rec
 
 # %% ../nbs/11_segment.ipynb #09b4f7c0
 @torch.no_grad()
@@ -304,6 +321,7 @@ def predict_probs(
     model.train(was)
     return tot / (len(scales) * (2 if flip else 1))
 
+# %% ../nbs/11_segment.ipynb #10747249
 def evaluate_segmenter(
     model:nn.Module,        # the trained network
     dataset,                # items with ground-truth `mask`
@@ -325,220 +343,3 @@ def evaluate_segmenter(
                 if 'mask' in it: met.update(p, it['mask'])
                 if pred_dir is not None: save_mask(p.numpy().astype(np.uint8), Path(pred_dir)/f"{it['id']}.png")
     return met.compute()
-
-# %% ../nbs/11_segment.ipynb #fc51fabb
-RESULT_FIELDS = ('dataset', 'split', 'stage', 'postproc', 'threshold', 'seed', 'metric', 'ours', 'paper', 'paper_source', 'note')
-
-def results_markdown(
-    csv_path:str|Path,      # results.csv with RESULT_FIELDS columns
-)->str:                     # a markdown table
-    "A markdown table of every result row, ours (in %) beside the paper's where known."
-    rows = list(csv.DictReader(io.StringIO(Path(csv_path).read_text(encoding='utf-8'))))
-    if rows and set(RESULT_FIELDS) - set(rows[0]): raise ValueError(f"{csv_path} lacks columns {sorted(set(RESULT_FIELDS) - set(rows[0]))}")
-    def pct(v): return f"{100 * float(v):.1f}" if v not in ('', None) else 'n/a'
-    head = '| dataset | split | stage | post-proc | threshold | seed | metric | ours | paper | source | note |'
-    lines = [head, '|' + '---|' * 11]
-    for r in rows:
-        lines.append('| ' + ' | '.join([r['dataset'], r['split'], r['stage'], r['postproc'] or 'none', r['threshold'] or '-', r['seed'],
-                                        r['metric'], pct(r['ours']), pct(r['paper']), r['paper_source'] or '-', r['note']]) + ' |')
-    return '\n'.join(lines)
-
-def toy_result_rows(
-    acc:dict,               # `toy_acceptance` result
-    command:str,            # the command that produced it (recorded in the note)
-    when:str='',            # date/time of the measurement
-    selection:str='settings fixed a priori (toy_seg_config)', # how the segmenter's settings were chosen
-)->list:                    # three rows with RESULT_FIELDS keys
-    "The ToyWorld rows of results.csv: pseudo masks (train), SemPLeS CAMs (test), segmenter (test)."
-    m, t, sg = acc['machine'], acc['timings_s'], acc['seg']
-    mach = (f"{m['cpu_count']} shared CPU cores, load {m['load_avg_15min']:.1f} (15 min), torch threads {m['torch_threads']}"
-            if m.get('load_avg_15min') is not None else f"{m['cpu_count']} CPU cores")
-    base = dict(dataset='toyworld', postproc='none', threshold=f"{acc['threshold']:.2f}", seed=str(acc['seed']), metric='mIoU', paper='', paper_source='')
-    arch = f"{sg['backbone']} DeepLabV3+ (stride {sg['output_stride']})" if sg['arch'] == 'timm' else sg['arch']
-    res = f" (resumed at step {acc['resumed_from_step']})" if acc.get('resumed_from_step') else ''
-    aug = '' if tuple(sg['scale_jitter']) == (1.0, 1.0) else f" + scale jitter {tuple(sg['scale_jitter'])}"
-    src = dict(semples='SemPLeS (stage c)', matching='matching (stage a)', manual_prompts='manual prompts', cam='stage-0 CAM')[acc.get('row', 'semples')]
-    return [
-        dict(base, split=f"train ({acc['n_fit'] + acc['n_val']} img, seed {acc['seed']})", stage=f'{src} pseudo masks', ours=f"{acc['pseudo_miou_train']:.4f}",
-             note=f"network of {acc['source']}; threshold chosen on the tune split; labels of the images used; {acc['n_fit']} of these images train the segmenter ({100 * acc['pseudo_miou_fit']:.1f} on them)"),
-        dict(base, split=f"test ({acc['n_test']} img, seed {acc['seed']})", stage=f'{src} CAM masks', ours=f"{acc['cam_miou_test']:.4f}",
-             note='same network on the held-out test images, CAMs use the image labels'),
-        dict(base, split=f"test ({acc['n_test']} img, seed {acc['seed']})", stage=f'segmentation ({arch} on {src} pseudo masks)', postproc='single-scale, no CRF',
-             ours=f"{acc['seg_miou_test']:.4f}",
-             note=(f"no image labels at test; {sg['steps']} steps x {sg['batch_size']}, {sg['optimizer']} lr {sg['lr']} {sg['schedule']}, flips{aug}; "
-                   f"{selection}; agreement with the pseudo masks of {acc['n_val']} held-back train images {100 * acc['seg_miou_val_vs_pseudo']:.1f}; "
-                   f"train {t['train'] / 60:.1f} min{res}, total {t['total'] / 60:.1f} min, {mach}; {when}; `{command}`")),
-    ]
-
-def update_results(
-    csv_path:str|Path,      # results.csv with RESULT_FIELDS columns
-    rows:list,              # new rows (dicts with RESULT_FIELDS keys)
-    drop=None,              # predicate row -> bool: also remove these old rows
-)->list:                    # all rows as written
-    "Replace the rows with the same (dataset, split, stage) as `rows` (and those `drop` selects); keep every other row and its order."
-    p = Path(csv_path)
-    old = list(csv.DictReader(io.StringIO(p.read_text(encoding='utf-8')))) if p.is_file() else []
-    bad = [r for r in rows if set(RESULT_FIELDS) - set(r)]
-    if bad: raise ValueError(f"rows lack fields {sorted(set(RESULT_FIELDS) - set(bad[0]))}")
-    key = lambda r: (r['dataset'], r['split'], r['stage'])
-    new = {key(r): r for r in rows}; out, done = [], set()
-    for r in old:
-        if key(r) in new:
-            if key(r) not in done: out.append(new[key(r)]); done.add(key(r))
-        elif not (drop and drop(r)): out.append(r)
-    first_other = next((i for i, r in enumerate(out) if r['dataset'] != rows[0]['dataset']), len(out)) if rows else len(out)
-    rest = [r for r in rows if key(r) not in done]
-    out = out[:first_other] + rest + out[first_other:]
-    buf = io.StringIO(); w = csv.DictWriter(buf, fieldnames=RESULT_FIELDS); w.writeheader()   # csv's own '\r\n' line ends, as the file has
-    for r in out: w.writerow({k: r.get(k, '') for k in RESULT_FIELDS})
-    with atomic_write(p, 'wb') as f: f.write(buf.getvalue().encode('utf-8'))
-    return out
-
-# %% ../nbs/11_segment.ipynb #a1e2bb81
-CLASS_COLORS = ('tab:green', 'tab:orange', 'tab:blue')
-
-def plot_acceptance(
-    acc:dict,               # `toy_acceptance` result (or its acceptance.json)
-    ax=None,
-):
-    "Per-class IoU and mIoU: pseudo masks on the training images, SemPLeS CAMs on test (with labels), the segmenter on test (without)."
-    import matplotlib.pyplot as plt
-    ax = ax if ax is not None else plt.subplots(figsize=(9, 3.2))[1]
-    rows = [('pseudo masks, train images', acc['pseudo_per_class_train'], acc['pseudo_miou_train']),
-            ('SemPLeS CAM masks, test (uses image labels)', acc['cam_per_class_test'], acc['cam_miou_test']),
-            ('segmenter, test (no labels)', acc['seg_per_class_test'], acc['seg_miou_test'])]
-    names = list(rows[0][1]) + ['mIoU']; x = np.arange(len(names))
-    for j, ((lab, pc, mi), col) in enumerate(zip(rows, CLASS_COLORS)):
-        v = [pc[n] for n in names[:-1]] + [mi]
-        ax.bar(x + (j - 1) * 0.27, v, 0.27, color=col, label=f'{lab}: {100 * mi:.1f}')
-    ax.set_xticks(x, names, fontsize=8); ax.set_ylabel('IoU'); ax.set_ylim(0, 1.22); ax.set_yticks(np.linspace(0, 1, 6)); ax.grid(axis='y', alpha=0.3)
-    ax.axvline(len(names) - 1.5, color='k', lw=0.5); ax.legend(fontsize=7, loc='upper center', ncol=3, frameon=False)
-    return ax
-
-def show_segmenter_examples(
-    model:nn.Module,        # the trained segmenter
-    cam_net,                # the stage-(c) mask generator (its masks use the image labels)
-    dataset,                # test images with ground truth
-    threshold:float,        # the CAM background threshold
-    ids:list,               # image ids to show
-    size:float=1.6,         # inches per panel
-):
-    "Rows of image / ground truth / SemPLeS pseudo mask / segmenter prediction."
-    import matplotlib.pyplot as plt
-    from semples.core import show_overlay
-    from semples.cam import infer_cams
-    from semples.pseudo import cams_to_mask
-    items = [dataset[i] for i in ids]
-    x = torch.stack([it['image'] for it in items]); y = torch.stack([it['labels'] for it in items])
-    pm = cams_to_mask(infer_cams(cam_net.cpu(), x, y), y, threshold, normalize=False)
-    pred = predict_probs(model.cpu(), x).argmax(1)
-    fig, axs = plt.subplots(len(ids), 4, figsize=(4 * size, size * len(ids)), squeeze=False)
-    for row, it, p_, q in zip(axs, items, pm, pred):
-        for a, m, t in zip(row, (None, it['mask'], p_, q), ('image', 'ground truth', 'SemPLeS pseudo mask', 'segmenter')):
-            show_overlay(it['image'], None if m is None else m.numpy(), ax=a, title=t); a.title.set_fontsize(7)
-    fig.tight_layout()
-    return fig
-
-
-def score_masks(
-    dataset,                # images with ground-truth masks (`read_mask`, `ids`, `classes`)
-    mask_dir:str|Path,      # folder of `<id>.png` predicted or pseudo masks
-    ids=None,               # the ids to score (default: all of `dataset`)
-)->dict:                    # `eval_folder`'s result: miou, per_class, ...
-    "mIoU of a folder of mask PNGs against the ground truth of some ids (`semples.metrics.eval_folder` on a view of those ids)."
-    from semples.pseudo import SubsetView
-    return eval_folder(mask_dir, dataset if ids is None else SubsetView(dataset, ids), progress=False)
-
-def toy_acceptance(
-    out:str|Path,               # folder: pseudo/ (train pseudo masks), <run_name>/ (the run), <run_name>.json
-    source:str|Path|None=None,  # a finished `semples.demo.run_pipeline` folder (runs/stage_c/checkpoint.pt + metrics.json); None: run the pipeline into out/pipeline
-    pipeline=None,              # `semples.demo.PipelineConfig` when source is None (default: SemPLeS row only, world seed 0)
-    seg:SegConfig|None=None,    # segmentation settings (default `toy_seg_config()`)
-    row:str='semples',          # which pipeline network makes the pseudo masks: 'semples' (stage c), 'matching' (stage a), 'manual_prompts', 'cam' (stage 0, fresh)
-    n_val:int=400,              # training images held back: the segmenter is scored on their *pseudo* masks (to choose settings)
-    device:str='cpu',           # where CAMs are computed and the segmenter is scored
-    figures:bool=True,          # write out/<run_name>.png (bars) and out/<run_name>_examples.png (test images)
-    run_name:str='segment',     # the segmentation run folder out/<run_name> (several settings can share one out/pseudo)
-)->dict:                        # pseudo-mask, CAM and segmenter mIoUs, settings, timings (also out/<run_name>.json)
-    "SemPLeS (stage c) pseudo masks of the ToyWorld train images -> segmenter -> mIoU on the held-out test split."
-    from semples.cam import load_cam_net, predict_cams, toy_splits
-    from semples.pseudo import save_pseudo_masks, evaluate_cams, SubsetView
-    from semples.core import project_root
-    out = Path(out); out.mkdir(parents=True, exist_ok=True); t0 = time.time()
-    if source is None:
-        from semples.demo import run_pipeline, PipelineConfig
-        source = out/'pipeline'
-        if not (source/'metrics.json').is_file() or not load_json(source/'metrics.json').get('complete'):
-            run_pipeline(source, pipeline or PipelineConfig(rows=('semples',), pseudo_masks=False, figure_ids=0), progress=False)
-    folders = dict(semples='stage_c', matching='stage_a', manual_prompts='manual', cam='stage0')
-    if row not in folders: raise ValueError(f"row must be one of {sorted(folders)}, got {row!r}")
-    source = Path(source); mj, ck = source/'metrics.json', source/'runs'/folders[row]/'checkpoint.pt'
-    for f in (mj, ck):
-        if not f.is_file(): raise FileNotFoundError(f"{f} is missing: `source` must be a finished run_pipeline folder with the {row!r} row (or pass source=None)")
-    m = load_json(mj); pc = m['config']
-    if row not in m.get('threshold', {}): raise ValueError(f"{mj} has no {row!r} threshold: run the pipeline with the {row!r} row")
-    thr = float(m['threshold'][row])
-    sp = toy_splits(pc['n_train'], pc['n_tune'], pc['n_test'], seed=pc['seed'], size=pc['size'], context=pc.get('context', 'scene'))
-    seg = seg or toy_seg_config(seed=pc['seed'])
-    if not 0 <= n_val < len(sp['train']): raise ValueError(f"n_val must lie in [0, {len(sp['train'])}), got {n_val}")
-    net = load_cam_net(ck, device=device); pdir = out/'pseudo'
-    meta = dict(source=str(ck.resolve()), threshold_selected_on='tune (run_pipeline)', row=row)
-    pj = pdir/'pseudo_config.json'
-    same = pj.is_file() and {k: load_json(pj).get(k) for k in ('threshold', 'source', 'split', 'n_images')} == dict(threshold=thr, source=meta['source'], split='train', n_images=len(sp['train']))
-    if not (same and all((pdir/f'{i}.png').is_file() for i in sp['train'].ids)):  # else: reuse the pseudo masks of an earlier call
-        save_pseudo_masks(predict_cams(net, sp['train'], device=device, progress=False), sp['train'], pdir, thr, overwrite=True, progress=False, meta=meta)
-    fit_ids, val_ids = sp['train'].ids[:len(sp['train']) - n_val], sp['train'].ids[len(sp['train']) - n_val:]
-    ps, ps_fit = score_masks(sp['train'], pdir), score_masks(sp['train'], pdir, fit_ids)['miou']
-    cam_te = evaluate_cams(predict_cams(net, sp['test'], device=device, progress=False), sp['test'], threshold=thr, progress=False)
-    t_pseudo = time.time() - t0
-    t1 = time.time(); ckp = out/run_name/'checkpoint.pt'
-    resumed = int(torch.load(ckp, map_location='cpu', weights_only=False)['step']) if ckp.is_file() else 0
-    model, recs = train_segmenter(seg, PseudoMaskDataset(SubsetView(sp['train'], fit_ids, 'fit'), pdir), out/run_name)
-    t_train = time.time() - t1
-    model.eval(); save_torch(model.state_dict(), out/run_name/'model.pt')
-    val = evaluate_segmenter(model, PseudoMaskDataset(SubsetView(sp['train'], val_ids, 'val'), pdir), device=device) if n_val else None
-    te = evaluate_segmenter(model, sp['test'], seg.eval_scales, seg.eval_flip, device=device)
-    try: shown = str(source.resolve().relative_to(project_root().resolve()))
-    except ValueError: shown = str(source)
-    r = dict(seed=pc['seed'], row=row, threshold=thr, source=shown, n_fit=len(fit_ids), n_val=n_val, n_test=len(sp['test']),
-             pseudo_miou_train=ps['miou'], pseudo_miou_fit=ps_fit, pseudo_per_class_train=ps['per_class'],
-             cam_miou_test=cam_te['miou'], cam_per_class_test=cam_te['per_class'],
-             seg_miou_val_vs_pseudo=None if val is None else val['miou'], seg_miou_test=te['miou'], seg_per_class_test=te['per_class'],
-             gap_to_pseudo_train=ps['miou'] - te['miou'], final_loss=([x['loss'] for x in recs if 'loss' in x] or [None])[-1], resumed_from_step=resumed,
-             seg=asdict(seg), timings_s=dict(pseudo=round(t_pseudo, 1), train=round(t_train, 1), total=round(time.time() - t0, 1)),
-             machine=machine_load())
-    if figures:
-        import matplotlib.pyplot as plt
-        from semples.demo import figure_ids
-        ax = plot_acceptance(r); ax.figure.tight_layout(); ax.figure.savefig(out/f'{run_name}.png', dpi=110); plt.close(ax.figure)
-        fig = show_segmenter_examples(model, net, sp['test'], thr, figure_ids(sp['test'], 6)); fig.savefig(out/f'{run_name}_examples.png', dpi=110); plt.close(fig)
-        r['figures'] = [f'{run_name}.png', f'{run_name}_examples.png']
-    save_json(r, out/f'{run_name}.json')
-    return r
-
-# %% ../nbs/11_segment.ipynb #45c2fc4a
-def segment(
-    config:str,             # JSON config file (see configs/voc_segment.json)
-    out:str,                # run folder
-    pred_dir:str=None,      # also write val prediction PNGs here
-    no_resume:bool=False,   # start over even if out/checkpoint.pt exists
-):
-    "Train DeepLabV3 on pseudo masks of a VOC-layout folder and score the val split."
-    from semples.data import get_dataset, resize_transform
-    c = load_json(config); d = c.get('data', {})
-    for k in ('root', 'train_split', 'pseudo_dir', 'val_split'):
-        if k not in d: raise ValueError(f"{config}: data.{k} is missing (need root, train_split, pseudo_dir, val_split)")
-    known = {f.name for f in dataclasses.fields(SegConfig)}
-    bad = set(c.get('segment', {})) - known
-    if bad: raise ValueError(f"{config}: unknown segment fields {sorted(bad)}; valid: {sorted(known)}")
-    cfg = SegConfig(**c.get('segment', {}))
-    kind, kw = d.get('kind', 'voc'), dict(d.get('dataset_kw', {}), cache_dir=d.get('cache_dir'))
-    tf = resize_transform(d['size']) if d.get('size') else None  # same-size batches; deterministic (exact resume)
-    tr = PseudoMaskDataset(get_dataset(kind, d['root'], d['train_split'], transform=tf, **kw), d['pseudo_dir'])
-    va = get_dataset(kind, d['root'], d['val_split'], **kw)
-    model, recs = train_segmenter(cfg, tr, out, val_ds=va, resume=not no_resume)
-    if pred_dir and int(os.environ.get('RANK', '0')) == 0:
-        evaluate_segmenter(model, va, cfg.eval_scales, cfg.eval_flip, pred_dir=pred_dir, device=next(model.parameters()).device)
-    if recs and 'miou' in recs[-1]: print(f"val mIoU {recs[-1]['miou']:.4f}")
-    if dist.is_initialized(): dist.destroy_process_group()
-    return 0

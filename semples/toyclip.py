@@ -36,6 +36,7 @@ TOYCLIP_PREPROCESS = dict(  # open_clip preprocess_cfg: OpenAI CLIP's mean/std, 
     interpolation='bicubic', resize_mode='shortest', fill_color=0)
 CLASS_TEMPLATE, BACKGROUND_TEMPLATE = 'a photo of a {}.', 'a photo of {}.'  # zero-shot prompts
 
+# %% ../nbs/02_toyclip.ipynb #a9465644
 def build_toyclip(
     cfg:dict|None=None, # an open_clip model_cfg; `TOYCLIP_CFG` when None
     seed:int=0,         # seed of the random initialisation
@@ -49,6 +50,7 @@ def toyclip_tokenizer(context_length:int=TOYCLIP_CFG['text_cfg']['context_length
     "The real CLIP BPE tokenizer (open_clip's `SimpleTokenizer`) with the tiny CLIP's context length."
     return open_clip.get_tokenizer('ViT-B-16', context_length=context_length)
 
+# %% ../nbs/02_toyclip.ipynb #e5a83249
 def toyworld_token_ids(tokenizer=None)->list:
     "Sorted token ids of every word and mark ToyWorld captions and prompts use (with padding 0, <start> and <end>)."
     tokenizer = tokenizer or toyclip_tokenizer()
@@ -68,6 +70,7 @@ def mask_image(
     if mask.shape[-2:] != image.shape[-2:]: raise ValueError(f"mask size {tuple(mask.shape[-2:])} differs from image size {tuple(image.shape[-2:])}")
     return image * mask
 
+# %% ../nbs/02_toyclip.ipynb #9d7603e6
 def normalize(
     x:torch.Tensor,          # (B, 3, H, W) in [0, 1]
     cfg:dict=TOYCLIP_PREPROCESS, # a preprocess_cfg with mean and std
@@ -76,6 +79,7 @@ def normalize(
     mean = torch.tensor(cfg['mean'], device=x.device).view(1, 3, 1, 1); std = torch.tensor(cfg['std'], device=x.device).view(1, 3, 1, 1)
     return (x - mean) / std
 
+# %% ../nbs/02_toyclip.ipynb #b6f8bc0e
 def masked_views(
     sample:dict, # a ToyWorld sample
     cls:str,     # a class present in it
@@ -92,6 +96,7 @@ def masked_views(
 # %% ../nbs/02_toyclip.ipynb #f8d575d1
 KINDS = ('full', 'empty', 'fg', 'bg', 'rim')
 
+# %% ../nbs/02_toyclip.ipynb #6ddd2079
 def rim_view(
     sample:dict, # a ToyWorld sample
     cls:str,     # a class present in it
@@ -104,6 +109,7 @@ def rim_view(
     if r: m = F.max_pool2d(m[None, None], 2 * r + 1, 1, r)[0, 0]          # grow by r px (square neighbourhood)
     return mask_image(sample['image'], m), caption([cls], sample['background'])
 
+# %% ../nbs/02_toyclip.ipynb #9c2c4dcc
 def training_batch(
     world:ToyWorld,            # the training world (its seed is the training seed)
     step:int,                  # batch number: batch `step` uses images step*batch_size ... onwards
@@ -151,12 +157,14 @@ def toyclip_dir()->Path:
     "The folder of the stored ToyCLIP checkpoint (`data/toyclip` in the checkout)."
     return project_root()/'data'/'toyclip'
 
+# %% ../nbs/02_toyclip.ipynb #c40a60d3
 def _sha256(path:Path)->str:
     h = hashlib.sha256()
     with open(path, 'rb') as f:
         for chunk in iter(lambda: f.read(1 << 20), b''): h.update(chunk)
     return h.hexdigest()
 
+# %% ../nbs/02_toyclip.ipynb #c66e786a
 def save_toyclip(
     model:CLIP,            # the trained model
     path:str|Path,         # target folder (replaced as a whole)
@@ -183,6 +191,7 @@ def save_toyclip(
         shutil.rmtree(tmp, ignore_errors=True); raise
     return path
 
+# %% ../nbs/02_toyclip.ipynb #af89b4f9
 def verify_toyclip(path:str|Path|None=None)->Path:
     "Check the files of a ToyCLIP folder against its SHA256SUMS; raises with a fix when they differ."
     path = Path(path or toyclip_dir())
@@ -198,6 +207,7 @@ def verify_toyclip(path:str|Path|None=None)->Path:
                              "restore it with `git checkout -- data/toyclip` or retrain with `semples toyclip-pretrain`")
     return path
 
+# %% ../nbs/02_toyclip.ipynb #f04a1472
 def load_toyclip(
     device:str='cpu',           # where to put the model ('auto', 'cpu', 'cuda', ...)
     path:str|Path|None=None,    # checkpoint folder; `toyclip_dir()` when None
@@ -218,6 +228,7 @@ def _decay_groups(model:nn.Module, weight_decay:float)->list:
     ids = {id(p) for p in dec}
     return [dict(params=dec, weight_decay=weight_decay), dict(params=[p for p in model.parameters() if p.requires_grad and id(p) not in ids], weight_decay=0.)]
 
+# %% ../nbs/02_toyclip.ipynb #46425f9f
 def pretrain_toyclip(
     out:str|Path|None=None, # checkpoint folder to write; None writes nothing
     steps:int=400,          # optimiser steps
@@ -275,6 +286,7 @@ def to_chw(img)->torch.Tensor:
     img = np.asarray(img)
     return torch.from_numpy(img).permute(2, 0, 1).float() / 255 if img.dtype == np.uint8 else torch.from_numpy(img.astype(np.float32)).permute(2, 0, 1)
 
+# %% ../nbs/02_toyclip.ipynb #4348f529
 @torch.no_grad()
 def encode_images(model:CLIP, images:list|torch.Tensor, batch_size:int=256)->torch.Tensor:
     "L2-normalised image features of (B, 3, H, W) [0, 1] images (or a list of arrays/tensors), CLIP-normalised inside."
@@ -282,12 +294,16 @@ def encode_images(model:CLIP, images:list|torch.Tensor, batch_size:int=256)->tor
     dev = next(model.parameters()).device
     return torch.cat([F.normalize(model.encode_image(normalize(images[i:i + batch_size].to(dev))), dim=-1).cpu() for i in range(0, len(images), batch_size)])
 
+# %% ../nbs/02_toyclip.ipynb #3984e618
 @torch.no_grad()
 def encode_texts(model:CLIP, tokenizer, texts:list)->torch.Tensor:
     "L2-normalised text features of a list of strings."
     return F.normalize(model.encode_text(tokenizer(texts).to(next(model.parameters()).device)), dim=-1).cpu()
 
+# %% ../nbs/02_toyclip.ipynb #2afc4c32
 def class_prompts()->list: return [CLASS_TEMPLATE.format(c) for c in TOY_CLASSES]
+
+# %% ../nbs/02_toyclip.ipynb #1116f489
 def background_prompts()->list: return [BACKGROUND_TEMPLATE.format(b) for b in TOY_BACKGROUNDS]
 
 # %% ../nbs/02_toyclip.ipynb #36266eb2
@@ -296,6 +312,7 @@ def _check_seed(model, seed):
     if seed in (rec.get('train_seed'),) or (seed + 1) == rec.get('train_seed'):
         raise ValueError(f"seed {seed} (and seed+1) must differ from the training seed {rec.get('train_seed')}: evaluate on fresh images")
 
+# %% ../nbs/02_toyclip.ipynb #2e4d0871
 def toyclip_metrics(
     model:CLIP,          # a ToyCLIP (frozen)
     tokenizer,           # its tokenizer
@@ -330,8 +347,10 @@ def toyclip_metrics(
                 cooc_sim=dict(own=float(s_rm[own].mean()), other=float(s_rm[~own].mean())), seed=seed, n=n, n_masked_pairs=int(len(ks)),
                 confusion=dict(object=conf(y, p, C), object_any_bg=conf(ya, pa, C), background=conf(yb, pb, B), masked_fg=conf(ks, sf.argmax(1), C)))
 
+# %% ../nbs/02_toyclip.ipynb #6ac236dc
 BARS = dict(object_acc=0.95, background_acc=0.95, masked_fg_acc=0.95, fg_over_bg=0.95, cooc_gap=0.10)  # acceptance bars
 
+# %% ../nbs/02_toyclip.ipynb #ca1c1ab5
 def meets_bars(m:dict)->dict:
     "Which acceptance bars a metrics dict clears (cooc_gap = own - other)."
     out = {k: m[k] >= v for k, v in BARS.items() if k != 'cooc_gap'}
@@ -397,6 +416,7 @@ def toyclip_eval(
     print(json.dumps(m))
     return 0 if all(m['bars'].values()) else 1
 
+# %% ../nbs/02_toyclip.ipynb #d7b40cb3
 def toyclip_pretrain(
     out:str=None,     # checkpoint folder to write (default: data/toyclip)
     steps:int=400,    # optimiser steps

@@ -26,12 +26,14 @@ def _grid(size:int):
     v, u = np.mgrid[0:size, 0:size].astype(np.float32) / size
     return u, v
 
+# %% ../nbs/01_toyworld.ipynb #b64bf724
 def _noise(rng, size:int, cells:int)->np.ndarray:
     "Smooth-ish noise: a (cells x cells) random grid, upsampled to (size, size) by nearest neighbour."
     g = rng.standard_normal((cells, cells)).astype(np.float32)
     idx = np.minimum((np.arange(size) * cells) // size, cells - 1)
     return g[idx][:, idx]
 
+# %% ../nbs/01_toyworld.ipynb #8b4fdef2
 def _water(rng, size):
     u, v = _grid(size)
     ph, k, a = rng.uniform(0, 2 * np.pi), rng.uniform(7, 10), rng.uniform(0.03, 0.08)
@@ -39,6 +41,7 @@ def _water(rng, size):
     img = np.array([35, 85, 170], np.float32) + 12 * _noise(rng, size, 16)[..., None]
     return img + (wave > 0.75)[..., None] * np.array([60, 70, 60], np.float32)
 
+# %% ../nbs/01_toyworld.ipynb #70d0b943
 def _sky(rng, size):
     u, v = _grid(size)
     img = np.array([110, 170, 235], np.float32) * (1 - v[..., None]) + np.array([175, 215, 245], np.float32) * v[..., None]
@@ -49,6 +52,7 @@ def _sky(rng, size):
             cloud = np.maximum(cloud, np.exp(-(((u - cx - dx) / r) ** 2 + ((v - cy) / (0.6 * r)) ** 2)))
     return img + 0.7 * cloud[..., None] * (np.array([235, 240, 250], np.float32) - img)
 
+# %% ../nbs/01_toyworld.ipynb #87810710
 def _grass(rng, size):
     blades = _noise(rng, size, max(8, size // 2))  # fine columns ...
     rows = np.minimum(np.arange(size) * 6 // size, 5)
@@ -56,6 +60,7 @@ def _grass(rng, size):
     t = 0.5 * blades + col
     return np.array([60, 140, 45], np.float32) + np.stack([8 * t, 22 * t, 6 * t], -1)
 
+# %% ../nbs/01_toyworld.ipynb #5ebbf94e
 def _road(rng, size):
     u, v = _grid(size)
     img = np.array([62, 62, 66], np.float32) + 7 * _noise(rng, size, max(8, size // 2))[..., None]
@@ -65,6 +70,7 @@ def _road(rng, size):
     img[dash | edge] = (235, 235, 225)
     return img
 
+# %% ../nbs/01_toyworld.ipynb #0f086958
 def _sand(rng, size):
     u, v = _grid(size)
     th, ph = rng.uniform(-0.6, 0.6), rng.uniform(0, 2 * np.pi)
@@ -72,6 +78,7 @@ def _sand(rng, size):
     grain = _noise(rng, size, max(8, size // 2))
     return np.array([222, 188, 122], np.float32) + (14 * rip + 5 * grain)[..., None] * np.array([1, 1, 0.8], np.float32)
 
+# %% ../nbs/01_toyworld.ipynb #8b4cc682
 def _rails(rng, size):
     u, v = _grid(size)
     img = np.array([105, 96, 86], np.float32) + 16 * _noise(rng, size, max(8, size // 2))[..., None]
@@ -80,8 +87,10 @@ def _rails(rng, size):
     img[(np.abs(np.abs(v - y0) - 0.09) < 0.018)] = (195, 195, 205)            # two steel rails
     return img
 
+# %% ../nbs/01_toyworld.ipynb #778a595f
 _BACKGROUND_FNS = dict(water=_water, rails=_rails, sky=_sky, grass=_grass, road=_road, sand=_sand)
 
+# %% ../nbs/01_toyworld.ipynb #33d01a88
 def background_image(
     name:str,  # one of `TOY_BACKGROUNDS`
     size:int,  # image side in pixels
@@ -119,6 +128,7 @@ def _boat(p, c, rng):
     p.poly([(0.0, 0.6), (1.0, 0.6), (0.82, 1.0), (0.16, 1.0)], c((215, 35, 35)))            # hull
     p.rect((0.1, 0.68, 0.9, 0.76), (250, 250, 250), outline=False)                          # white stripe
 
+# %% ../nbs/01_toyworld.ipynb #26aa3c2a
 def _train(p, c, rng):
     body = c((245, 205, 30))
     p.rect((0.0, 0.12, 0.55, 0.8), body); p.rect((0.57, 0.25, 1.0, 0.8), body)            # locomotive + wagon
@@ -126,6 +136,7 @@ def _train(p, c, rng):
     for x in (0.08, 0.3, 0.64, 0.82): p.rect((x, 0.3, x + 0.12, 0.5), (30, 30, 60), outline=False)  # windows
     for x in (0.06, 0.3, 0.62, 0.84): p.ellipse((x, 0.72, x + 0.14, 1.0), (25, 25, 25))     # wheels
 
+# %% ../nbs/01_toyworld.ipynb #190546e7
 def _plane(p, c, rng):
     white = c((238, 238, 242))
     p.poly([(0.38, 0.42), (0.55, 0.0), (0.66, 0.0), (0.6, 0.42)], white)                     # upper wing
@@ -134,6 +145,7 @@ def _plane(p, c, rng):
     p.ellipse((0.02, 0.38, 1.0, 0.62), white)                                               # fuselage
     p.rect((0.3, 0.47, 0.85, 0.53), (40, 70, 160), outline=False)                           # windows stripe
 
+# %% ../nbs/01_toyworld.ipynb #a8a6f317
 def _cow(p, c, rng):
     white = c((245, 245, 245))
     for x in (0.18, 0.3, 0.62, 0.74): p.rect((x, 0.55, x + 0.08, 1.0), (60, 50, 45))       # legs
@@ -144,6 +156,7 @@ def _cow(p, c, rng):
     p.ellipse((0.76, 0.05, 1.0, 0.42), white)                                               # head
     p.ellipse((0.84, 0.28, 1.0, 0.44), (240, 150, 160), outline=False)                      # nose
 
+# %% ../nbs/01_toyworld.ipynb #631be5a3
 def _car(p, c, rng):
     body = c((210, 40, 170))
     p.poly([(0.22, 0.42), (0.32, 0.05), (0.7, 0.05), (0.82, 0.42)], body)                   # cabin
@@ -152,6 +165,7 @@ def _car(p, c, rng):
     p.rect((0.0, 0.4, 1.0, 0.8), body)                                                      # body
     for x in (0.12, 0.66): p.ellipse((x, 0.6, x + 0.24, 1.0), (25, 25, 25))                 # wheels
 
+# %% ../nbs/01_toyworld.ipynb #db0f1e2f
 def _camel(p, c, rng):
     tan = c((195, 125, 55))
     for x in (0.2, 0.3, 0.58, 0.68): p.rect((x, 0.5, x + 0.06, 1.0), tan)                   # long legs
@@ -160,8 +174,10 @@ def _camel(p, c, rng):
     p.poly([(0.72, 0.42), (0.86, 0.1), (0.92, 0.14), (0.8, 0.5)], tan)                      # neck
     p.ellipse((0.82, 0.02, 1.0, 0.2), tan)                                                  # head
 
+# %% ../nbs/01_toyworld.ipynb #679769b9
 _OBJECTS = dict(boat=(_boat, 1.2), train=(_train, 2.2), plane=(_plane, 1.5), cow=(_cow, 1.4), car=(_car, 1.8), camel=(_camel, 1.2))  # fn, width/height
 
+# %% ../nbs/01_toyworld.ipynb #418fa5b8
 def draw_object(
     img:np.ndarray,  # (H, W, 3) uint8 image, painted in place
     mask:np.ndarray, # (H, W) uint8 label mask, painted in place with the class index
@@ -197,11 +213,13 @@ def caption(
 # %% ../nbs/01_toyworld.ipynb #a191a409
 CONTEXTS = ('scene', 'local')  # where an image's background shows: everywhere, or in a patch around each object
 
+# %% ../nbs/01_toyworld.ipynb #365a7b91
 def _check_prob(name, p):
     if not isinstance(p, (int, float, np.floating, np.integer)) or not 0 <= float(p) <= 1:
         raise ValueError(f"{name} must be a probability in [0, 1], got {p!r}")
     return float(p)
 
+# %% ../nbs/01_toyworld.ipynb #f3c51e34
 def _check_n(name, n):
     if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
         raise ValueError(f"{name} must be a non-negative integer, got {n!r}")
@@ -242,6 +260,7 @@ class ToyWorld:
 def _rng(self:ToyWorld, i:int, stream:int=0)->np.random.Generator:
     return np.random.default_rng([self.seed, _check_n('i', i), stream])
 
+# %% ../nbs/01_toyworld.ipynb #ec03ed71
 @patch
 def _compose(self:ToyWorld, rng):
     "Draw (classes, background) for one image."
@@ -264,6 +283,7 @@ def _boxes_overlap(a, b)->float:
     ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])); iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
     return ix * iy / max(1e-9, min(a[2] * a[3], b[2] * b[3]))
 
+# %% ../nbs/01_toyworld.ipynb #19930ab9
 def _place(n:str, k:int, S:int, rng, boxes:list)->tuple:
     "A box (x0, y0, w, h) for object `n` (one of `k` in the image) that overlaps the earlier `boxes` little (a few tries)."
     aspect = _OBJECTS[n][1]
@@ -275,6 +295,7 @@ def _place(n:str, k:int, S:int, rng, boxes:list)->tuple:
         if all(_boxes_overlap(box, b) < 0.25 for b in boxes): break
     return box
 
+# %% ../nbs/01_toyworld.ipynb #9fd6a99d
 def _patches(boxes:list, S:int)->np.ndarray:
     "The local world's context patch: an oval around each box, wider than it and lowered (the ground it stands on)."
     region = Image.new('L', (S, S), 0); d = ImageDraw.Draw(region)
@@ -283,6 +304,7 @@ def _patches(boxes:list, S:int)->np.ndarray:
         d.ellipse([cx - 0.8 * w, cy - 0.75 * h, cx + 0.8 * w, cy + 0.75 * h], fill=255)
     return np.asarray(region) > 0
 
+# %% ../nbs/01_toyworld.ipynb #e608ffec
 @patch
 def _render(self:ToyWorld, names:list, bg:str, rng, id_:str)->dict:
     S, mask, boxes, extra = self.size, np.zeros((self.size, self.size), np.uint8), [], {}
@@ -305,6 +327,7 @@ def _render(self:ToyWorld, names:list, bg:str, rng, id_:str)->dict:
     return dict(image=img, mask=mask, labels=labels, background=bg, caption=caption(visible, bg if name_bg else None),
                 objects=visible, instances=instances, id=id_, **extra)
 
+# %% ../nbs/01_toyworld.ipynb #2fd9a2e4
 @patch
 def __getitem__(self:ToyWorld, i:int)->dict:
     "Sample `i` (any integer >= 0): a dict with image, mask, labels, background, caption, objects, instances and id."
@@ -312,17 +335,20 @@ def __getitem__(self:ToyWorld, i:int)->dict:
     names, bg = self._compose(rng)
     return self._render(names, bg, rng, f'toy_s{self.seed}_{i:06d}')
 
+# %% ../nbs/01_toyworld.ipynb #5e199124
 @patch
 def sample(self:ToyWorld, n:int, start:int=0)->list:
     "Samples `start` .. `start+n-1` as a list of dicts."
     return [self[i] for i in range(_check_n('start', start), _check_n('start', start) + _check_n('n', n))]
 
+# %% ../nbs/01_toyworld.ipynb #c52ec8ec
 @patch
 def empty(self:ToyWorld, i:int)->dict:
     "An object-free sample (uniform background, caption 'a photo of {background}'); its own stream, id 'toy_s{seed}_e{i}'."
     rng = self._rng(i, 1)
     return self._render([], TOY_BACKGROUNDS[rng.integers(len(TOY_BACKGROUNDS))], rng, f'toy_s{self.seed}_e{i:06d}')
 
+# %% ../nbs/01_toyworld.ipynb #a8e78c0b
 @patch
 def scene(self:ToyWorld, i:int, objects:list, background:str)->dict:
     "Sample `i` of a chosen composition: `objects` (class names, may be empty) on `background`."
@@ -340,6 +366,7 @@ def _dilate(m:np.ndarray, k:int)->np.ndarray:
             for dx in (0, 1, 2): m = m | p[dy:dy + p.shape[0] - 2, dx:dx + p.shape[1] - 2]
     return m
 
+# %% ../nbs/01_toyworld.ipynb #666d1285
 def visibility(
     world:ToyWorld,  # the world to draw with
     n:int=4,         # images per (class, background) pair
@@ -396,7 +423,7 @@ def export_voc(
     world = ToyWorld(size=size, seed=seed, **world_kw)
     if world.context != 'scene':
         raise ValueError("export_voc writes scene worlds only: the VOC layout keeps one background per image, and a local world's "
-                         "per-pixel background map would be lost; use semples.cam.toy_splits(..., context='local') in memory instead")
+                         "per-pixel background map would be lost; use semples.data.toy_splits(..., context='local') in memory instead")
     voc = Path(root)/'VOC2012'
     for d in ('JPEGImages', 'SegmentationClass', 'ImageSets/Segmentation'): (voc/d).mkdir(parents=True, exist_ok=True)
     labels, bgs, start = {}, {}, 0

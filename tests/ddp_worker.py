@@ -10,7 +10,7 @@ import torch
 torch.set_num_threads(1)
 
 def toy_data(n:int=24, size:int=32, seed:int=0):
-    from semples.cam import toy_splits
+    from semples.data import toy_splits
     return toy_splits(n_train=n, n_tune=1, n_test=1, size=size, seed=seed)['train']
 
 def stage0(out, steps:int=2, until=None, batch_size:int=8, num_workers:int=0):

@@ -1,6 +1,6 @@
 """Render README.md from the markdown cells of nbs/index.ipynb (Quarto, which nbdev_readme needs, is not used);
 the marker `<!-- results.csv -->` becomes the results table generated from results/results.csv, and
-`<!-- claims -->` the claims table of the ToyWorld ablation (`semples.results.claims_markdown`).
+`<!-- claims -->` the claims table of the ToyWorld ablation (`semples.research.results.claims_markdown`).
 
     python tests/readme.py          # rewrite README.md
     python tests/readme.py --check  # exit 1 when README.md is out of date
@@ -19,10 +19,10 @@ def render(nb_path=ROOT / 'nbs' / 'index.ipynb') -> str:
     header = '<!-- generated from nbs/index.ipynb by `python tests/readme.py`; edit the notebook, not this file -->'
     text = header + '\n\n' + '\n\n'.join(cells) + '\n'
     if RESULTS_MARK in text:   # the results table, generated from results/results.csv
-        from semples.segment import results_markdown
+        from semples.research.results import results_markdown
         text = text.replace(RESULTS_MARK, results_markdown(ROOT / 'results' / 'results.csv'))
     if CLAIMS_MARK in text:    # the claims of the ToyWorld ablation, generated from the stored result files
-        from semples.results import claims_markdown
+        from semples.research.results import claims_markdown
         text = text.replace(CLAIMS_MARK, claims_markdown())
     return text
 

@@ -1,8 +1,8 @@
-"semples.bench: the tiny CPU benchmark runs every stage, counts FLOPs, writes JSON, reports ratios; padded pairs are exact."
+"semples.research.bench: the tiny CPU benchmark runs every stage, counts FLOPs, writes JSON, reports ratios; padded pairs are exact."
 import json, math
 import pytest
 import torch
-from semples.bench import bench, bench_markdown, bf16_peak, count_flops, synthetic_labels, STAGES
+from semples.research.bench import run_bench, bench_markdown, bf16_peak, count_flops, synthetic_labels, STAGES
 from semples.cam import create_cam_net, toy_cam_config
 from semples.clip import load_clip, random_clip_dir, positive_pairs
 from semples.matching import MatchConfig, MatchLoss, collate_pairs, pad_pairs
@@ -12,7 +12,7 @@ from semples.refine import RefineConfig, RefineLoss
 @pytest.fixture(scope='module')
 def tiny_result(tmp_path_factory):
     out = tmp_path_factory.mktemp('bench')
-    return bench(tiny=True, device='cpu', out=str(out), quiet=True), out
+    return run_bench(tiny=True, device='cpu', out=str(out), quiet=True), out
 
 
 def test_tiny_bench_every_stage(tiny_result):
@@ -22,24 +22,24 @@ def test_tiny_bench_every_stage(tiny_result):
         assert r['items_per_s'] > 0 and r['step_ms'] > 0, r
         assert r['gflop_per_step'] > 0, r
         assert math.isnan(r['peak_gib']) and math.isnan(r['peak_fraction'])   # CPU: no GPU memory, no bf16 peak
-    assert set(res['ratios']) == {'a', 'c', 'b', 'b-feat', 'cam'}
-    assert res['ratios']['a']['baseline'] == 'reference' and res['ratios']['cam']['baseline'] == 'fp32'
+    assert set(res['ratios']) == {'match', 'refine', 'prompts', 'prompts_feat', 'pseudo'}
+    assert res['ratios']['match']['baseline'] == 'reference' and res['ratios']['pseudo']['baseline'] == 'fp32'
     assert all(v['ratio'] > 0 for v in res['ratios'].values())
     saved = json.loads((out/'bench.json').read_text())
     assert saved['tiny'] and len(saved['rows']) == len(res['rows'])
     md = bench_markdown(res)
-    assert md.count('\n| ') == len(res['rows']) + 1 and 'ratio a:' in md
+    assert md.count('\n| ') == len(res['rows']) + 1 and 'ratio match:' in md
 
 
 def test_reference_step_does_more_text_work(tiny_result):
     rows = {(r['stage'], r['variant']): r for r in tiny_result[0]['rows']}
     # the reference re-encodes the 20 class sentences every step: more FLOPs than the fast step with cached text
-    assert rows[('a', 'reference')]['gflop_per_step'] > rows[('a', 'fast')]['gflop_per_step']
+    assert rows[('match', 'reference')]['gflop_per_step'] > rows[('match', 'fast')]['gflop_per_step']
 
 
 def test_bad_stage_and_peaks():
-    with pytest.raises(ValueError, match='unknown stage'): bench(stages='a,x', tiny=True, quiet=True)
-    with pytest.raises(ValueError, match='unknown compile stage'): bench(stages='a', compile=True, compile_stages='q', tiny=True, quiet=True)
+    with pytest.raises(ValueError, match='unknown stage'): run_bench(stages='match,x', tiny=True, quiet=True)
+    with pytest.raises(ValueError, match='unknown compile stage'): run_bench(stages='match', compile=True, compile_stages='q', tiny=True, quiet=True)
     assert bf16_peak('NVIDIA H200')[0] == 989.0 and bf16_peak('NVIDIA H100 PCIe')[0] == 756.0
     assert math.isnan(bf16_peak('Some New Card')[0])
 

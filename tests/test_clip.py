@@ -7,8 +7,14 @@ import open_clip
 from open_clip.model import CLIP, CustomTextCLIP
 from open_clip.transformer import QuickGELU
 import semples.clip as sc
-from semples.clip import (TINY_CLIP_CFG, FrozenCLIP, PromptEncoder, compose_fg_bg, encode_context, load_clip,
-                          nearest_tokens, nearest_words, positive_pairs, random_clip_dir, token_embeddings)
+from semples.clip import TINY_CLIP_CFG, FrozenCLIP, compose_fg_bg, load_clip, positive_pairs, random_clip_dir
+from semples.prompts import PromptEncoder, encode_context, nearest_tokens, token_embeddings, prompt_words, vocabulary_features
+
+def nearest_words(clip, feats, words=None, template='a photo of {}.', k=3):
+    "The read-out of a prompt as its nearest word sentences (`semples.prompts.prompt_words`)."
+    from semples.toyworld import TOY_CLASSES, TOY_BACKGROUNDS
+    words = list(words) if words is not None else list(TOY_CLASSES) + list(TOY_BACKGROUNDS)
+    return prompt_words(feats, words, vocabulary_features(clip, words, template), k)
 
 
 @pytest.fixture(scope='module')

@@ -7,8 +7,9 @@ import torch
 from PIL import Image
 
 from semples.core import VOC_CLASSES, load_mask, save_mask, voc_palette
-from semples.data import (VOCSegDataset, COCOSegDataset, ToyWorldDataset, get_dataset, check_voc, doctor, read_split,
-                          train_transform, collate_items, convert_rgb_masks, rgb_to_index, find_voc_root, COCO_CLASSES)
+from semples.data import (VOCSegDataset, COCOSegDataset, ToyWorldDataset, get_dataset, read_split,
+                          train_transform, collate_items, find_voc_root, COCO_CLASSES)
+from semples.doctor import check_voc, doctor_cli, convert_rgb_masks, rgb_to_index
 
 ROOT = Path(__file__).resolve().parent.parent
 VOC_MINI = ROOT / 'data' / 'voc_mini'
@@ -253,7 +254,7 @@ def test_doctor_missing_jpegimages(voc):
 def test_doctor_ids_listed_but_missing(voc, capsys):
     (voc / 'ImageSets' / 'Segmentation' / 'mini.txt').write_text('\n'.join(IDS + ['2012_004242']) + '\n')
     (voc / 'SegmentationClass' / f'{IDS[1]}.png').unlink()
-    assert doctor(str(voc), split='mini') == 1
+    assert doctor_cli(str(voc), split='mini') == 1
     out = capsys.readouterr().out
     assert 'have no image in' in out and '2012_004242' in out
     assert 'have no mask' in out and IDS[1] in out
@@ -277,7 +278,7 @@ def test_doctor_unknown_class_index_and_size(voc, capsys):
     p = voc / 'SegmentationClass' / f'{IDS[2]}.png'
     m = load_mask(p); m[5, 5] = 42; save_mask(m, p)
     save_mask(np.zeros((10, 10), np.uint8), voc / 'SegmentationClass' / f'{IDS[0]}.png')
-    assert doctor(str(voc)) == 1
+    assert doctor_cli(str(voc)) == 1
     out = capsys.readouterr().out
     assert 'unknown class indices [42]' in out and IDS[2] in out
     assert 'differ in size from their images' in out
@@ -295,8 +296,8 @@ def test_doctor_val_leak_and_duplicates(voc):
 
 
 def test_doctor_no_voc_and_bad_split(tmp_path, voc, capsys):
-    assert doctor(str(tmp_path / 'nope')) == 1 and 'does not exist' in capsys.readouterr().out
-    assert doctor(str(voc), split='train_aug') == 1 and "no list for split 'train_aug'" in capsys.readouterr().out
+    assert doctor_cli(str(tmp_path / 'nope')) == 1 and 'does not exist' in capsys.readouterr().out
+    assert doctor_cli(str(voc), split='train_aug') == 1 and "no list for split 'train_aug'" in capsys.readouterr().out
 
 
 def test_rgb_to_index_roundtrip():

@@ -1,7 +1,7 @@
-"bench/dev_seed_tries.py (the development-seed tries of issue 6): a --quick run trains every try, scores at the listed steps, resumes without retraining, and collects a file that semples.results.dev_tries_table reads."
+"bench/dev_seed_tries.py (the development-seed tries of issue 6): a --quick run trains every try, scores at the listed steps, resumes without retraining, and collects a file that semples.research.results.dev_tries_table reads."
 import json, sys
 from semples.core import load_json, project_root
-from semples.results import dev_tries_table
+from semples.research.results import dev_tries_table
 
 SCRIPT = project_root()/'bench'/'dev_seed_tries.py'
 

@@ -95,7 +95,7 @@ def test_threshold_explorer_widget(toy):
 
 
 def test_prompt_inspector_from_words(clip):
-    from semples.clip import PromptEncoder
+    from semples.prompts import PromptEncoder
     words = ['water', 'sky', 'grass']
     pe = PromptEncoder(clip, 3, n_ctx=1, init=words)
     w = prompt_inspector(clip, pe, ['a', 'b', 'c'], words=words + ['boat', 'cow'], k=2, plot=False)
@@ -127,10 +127,11 @@ def test_prompt_similarities_are_cosines(clip):
 
 @pytest.fixture(scope='module')
 def pipeline_run(tmp_path_factory):
-    from semples.demo import quick_config, run_pipeline
+    from semples.config import check_config
+    from semples.demo import demo_config, run_demo
     out = tmp_path_factory.mktemp('pipeline')
-    cfg = quick_config(rows=('cam', 'matching', 'semples'), clip_eval_n=0, figure_ids=0, pseudo_masks=False, n_tune=8, n_test=8)
-    m = run_pipeline(out, cfg, progress=False)
+    cfg = demo_config(quick=True); cfg['data']['world'].update(n_tune=8, n_test=8)
+    m = run_demo(out, check_config(cfg), rows=('cam', 'matching', 'semples'), progress=False, clip_eval_n=0, figure_images=0)
     return out, m
 
 
@@ -142,18 +143,18 @@ def test_load_pipeline_run_loads_every_stage(pipeline_run):
     run = load_pipeline_run(out)
     assert list(run.nets) == ['cam', 'matching', 'semples']
     assert run.thresholds == {k: m['threshold'][k] for k in run.nets}
-    assert run.config.n_test == 8 and run.prompts is not None
+    assert run.config['data']['world']['n_test'] == 8 and run.prompts is not None
     test = run.split('test')
     assert len(test) == 8 and run.split('test', 3).ids == test.ids[:3]
     # the loaded networks are the trained ones: each equals its stage's checkpoint, and the stages differ
     sd = {k: run.nets[k].state_dict() for k in run.nets}
-    for k, folder in (('cam', 'stage0'), ('matching', 'stage_a'), ('semples', 'stage_c')):
-        ck = torch.load(out/'runs'/folder/'checkpoint.pt', map_location='cpu', weights_only=True)['model']
+    for k, folder in (('cam', 'cam'), ('matching', 'match'), ('semples', 'refine')):
+        ck = torch.load(out/folder/'checkpoint.pt', map_location='cpu', weights_only=True)['model']
         assert all(torch.equal(sd[k][n], ck[n]) for n in ck), k
     assert any(not torch.equal(sd['cam'][n], sd['semples'][n]) for n in sd['cam'])
     c = predict_cams(run.nets['semples'], run.split('test', 2), progress=False)
     assert next(iter(c.values())).shape[0] == len(test.classes)
-    ck = torch.load(out/'runs'/'stage_b'/'checkpoint.pt', map_location='cpu', weights_only=True)
+    ck = torch.load(out/'prompts'/'checkpoint.pt', map_location='cpu', weights_only=True)
     assert torch.equal(run.prompts.ctx.detach(), ck['model']['ctx'])
     assert prompt_features(run.prompts).shape[0] == len(test.classes)
     nc = load_pipeline_run(out, clip=False)
@@ -161,22 +162,20 @@ def test_load_pipeline_run_loads_every_stage(pipeline_run):
 
 
 def test_load_pipeline_run_errors_and_stored_stage0(pipeline_run, tmp_path):
-    import json, shutil
+    import shutil
     from semples.cam import load_toy_cam
+    from semples.config import check_config
+    from semples.demo import demo_config, run_demo
     from semples.explore import load_pipeline_run
     out, _ = pipeline_run
-    with pytest.raises(FileNotFoundError, match='semples demo'): load_pipeline_run(tmp_path/'nothing')
+    with pytest.raises(FileNotFoundError, match='semples score'): load_pipeline_run(tmp_path/'nothing')
     d = tmp_path/'copy'; shutil.copytree(out, d)
-    m = json.loads((d/'metrics.json').read_text())
-    (d/'metrics.json').write_text(json.dumps({**m, 'complete': False}))
-    with pytest.raises(ValueError, match='unfinished'): load_pipeline_run(d, clip=False)
-    # an older demo folder: scores but no run folders
-    shutil.rmtree(d/'runs'/'stage_a'); (d/'metrics.json').write_text(json.dumps(m))
+    shutil.rmtree(d/'match')                        # a pruned folder: scored, but its network is gone
     with pytest.raises(FileNotFoundError, match="row 'matching'"): load_pipeline_run(d, clip=False)
-    # stage 0 taken from the stored network: no runs/stage0 folder is needed
-    shutil.copytree(out/'runs'/'stage_a', d/'runs'/'stage_a'); shutil.rmtree(d/'runs'/'stage0')
-    m['config']['stage0'] = 'stored'; (d/'metrics.json').write_text(json.dumps(m))
-    run = load_pipeline_run(d, clip=False)
+    # stage 0 taken from the stored network (cam.network_file 'stored'): OUT/cam holds exactly that network
+    cfg = demo_config(quick=True); cfg['cam']['network_file'] = 'stored'
+    run_demo(tmp_path/'stored', check_config(cfg), rows=('cam',), progress=False, clip_eval_n=0, figure_images=0)
+    run = load_pipeline_run(tmp_path/'stored', clip=False)
     ref = load_toy_cam()
     assert all(torch.equal(a, b) for a, b in zip(run.nets['cam'].state_dict().values(), ref.state_dict().values()))
 

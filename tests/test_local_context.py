@@ -1,7 +1,7 @@
 "bench/local_context.py (the ablation in the local-context ToyWorld): a --quick run trains a CLIP on the local world (the default recipe, and with rim views) or on the scene world at another p_cooc, runs rows A, C, D and E on it, retrains stage (c) at another lambda_ref, and collects a summary with per-pixel error bins and the objective profile; a seed without the CLIP is refused with the command that makes it, and a rim share outside [0, 1) is refused."
 from semples.core import load_json
-from semples.results import summarize, check_claims
-from semples.diagnosis import ERROR_BINS
+from semples.research.results import summarize, check_claims
+from semples.research.diagnosis import ERROR_BINS
 
 import pytest
 
@@ -16,7 +16,7 @@ def test_quick_local_context(tmp_path, bench_script, rim, context, p_cooc, name)
     assert len(res['clip']['mix']) == (5 if rim else 4) and res['dataset'] == name
     if rim: assert res['clip']['mix'][-1] == rim and res['clip']['rim_max'] == 3
     run = res['runs'][0]
-    assert run['config']['context'] == context and run['config']['clip'] == str(out/'clip')
+    assert run['config']['data']['world']['context'] == context and run['config']['clip']['name'] == str(out/'clip')
     assert set(run['miou']) == {'cam', 'matching', 'manual_prompts', 'semples'} and all(0 <= v <= 1 for v in run['miou'].values())
     assert res['summary'] == summarize(res['runs']) and res['claims'] == check_claims(res['summary'])
     assert [r['lambda_ref'] for r in res['ref_tries']['0']] == [0.5] and 0 <= res['ref_tries']['0'][0]['miou'] <= 1

@@ -1,4 +1,4 @@
-"bench/objective_check.py: --quick runs a quick pipeline and writes, for it, the losses of every trained row's masks and of the exact masks grown by 0-3 px, plus the background-view figure; a run argument without NAME= is refused."
+"bench/objective_check.py: --quick runs a quick demo and writes, for it, the losses of every trained row's masks and of the exact masks grown by 0-3 px, plus the background-view figure; a run argument without NAME= is refused."
 from semples.core import load_json
 
 def test_quick_objective_check(tmp_path, bench_script):

@@ -1,11 +1,14 @@
-"The real-mode pipeline commands (semples cam|match|prompts|refine|pseudo) on a tiny ToyWorld export and on data/voc_mini."
+"The pipeline commands (semples cam|match|prompts|refine|pseudo|score|segment) on a tiny ToyWorld VOC export and on data/voc_mini."
 import json, os
 from pathlib import Path
 import numpy as np
 import pytest
 from semples.cli import main
 from semples.core import load_json, load_mask, project_root, save_json
-from semples.pipeline import STAGES, check_config, load_config, preset_config
+from semples.config import check_config, load_config, preset_config
+from semples.pipeline import STAGES
+
+TRAIN = ('cam', 'match', 'prompts', 'refine', 'pseudo')   # the stages with a run folder of their own
 
 ROOT = project_root()
 FILES = ('config.json', 'metrics.jsonl', 'env.json', 'summary.json')
@@ -28,9 +31,9 @@ def tmp(tmp_path_factory):
 @pytest.fixture(scope='module')
 def toy(tmp):
     "A finished 5-stage run on a 16-image ToyWorld export (written by the first command): (config path, run folder)."
-    cfg = _tiny(preset_config('toy'), tmp/'clip')
-    cfg['data'].update(root=str(tmp/'toydata'), toyworld_export=dict(n_per_split=dict(train=16, tune=8, val=8), size=64, seed=0),
-                       pseudo_dir=str(tmp/'toyrun'/'pseudo'/'masks'))
+    cfg = _tiny(preset_config('toyworld'), tmp/'clip')
+    cfg['data'].update(kind='voc', root=str(tmp/'toydata'), train_split='train', val_split='val', world=None,
+                       toyworld_export=dict(n_per_split=dict(train=16, tune=8, val=8), size=64, seed=0))
     cfg['segment'].update(steps=2, batch_size=4, ckpt_every=0, log_every=1, device='cpu')
     save_json(cfg, tmp/'toy.json')
     for s in STAGES: assert main([s, '--config', str(tmp/'toy.json'), '--out', str(tmp/'toyrun'), '--quiet']) == 0, s
@@ -44,7 +47,7 @@ def _run(capsys, *args):
 def test_toy_chain_files_json_and_masks(toy):
     cfg_path, out = toy
     cfg = load_config(cfg_path)
-    for s in STAGES:
+    for s in TRAIN:
         for f in FILES: assert (out/s/f).is_file(), (s, f)
         assert load_json(out/s/'config.json')['pipeline']['stage'] == s
         recs = [json.loads(l) for l in (out/s/'metrics.jsonl').read_text().splitlines()]
@@ -63,11 +66,11 @@ def test_toy_chain_files_json_and_masks(toy):
 
 def test_rerun_is_a_noop(toy, capsys):
     cfg_path, out = toy
-    before = {(s, f): (out/s/f).read_bytes() for s in STAGES for f in ('metrics.jsonl', 'summary.json')}
-    ck = {s: (out/s/'checkpoint.pt').stat().st_mtime_ns for s in STAGES if s != 'pseudo'}
+    before = {(s, f): (out/s/f).read_bytes() for s in TRAIN for f in ('metrics.jsonl', 'summary.json')}
+    ck = {s: (out/s/'checkpoint.pt').stat().st_mtime_ns for s in TRAIN if s != 'pseudo'}
     png = (out/'pseudo'/'masks').iterdir().__next__(); t = png.stat().st_mtime_ns
-    for s in STAGES: assert _run(capsys, s, '--config', cfg_path, '--out', out, '--quiet')[0] == 0
-    assert {(s, f): (out/s/f).read_bytes() for s in STAGES for f in ('metrics.jsonl', 'summary.json')} == before
+    for s in TRAIN: assert _run(capsys, s, '--config', cfg_path, '--out', out, '--quiet')[0] == 0
+    assert {(s, f): (out/s/f).read_bytes() for s in TRAIN for f in ('metrics.jsonl', 'summary.json')} == before
     assert {s: (out/s/'checkpoint.pt').stat().st_mtime_ns for s in ck} == ck and png.stat().st_mtime_ns == t
 
 def test_changed_config_is_refused(toy, tmp, capsys):
@@ -95,20 +98,24 @@ def test_missing_stage_says_which_command(toy, tmp, capsys):
     rc, err = _run(capsys, 'cam', '--out', tmp/'fresh')
     assert rc == 2 and '--config' in err
 
-def test_segment_reads_the_full_config(toy, tmp, capsys):
+def test_segment_and_score_are_stages(toy, tmp, capsys):
+    "segment trained on OUT/pseudo/masks into OUT/segment and scored the val split; score judged every trained row."
     cfg_path, out = toy
-    assert _run(capsys, 'segment', cfg_path, out/'segment')[0] == 0
     recs = [json.loads(l) for l in (out/'segment'/'metrics.jsonl').read_text().splitlines()]
-    assert any('miou' in r for r in recs)
+    assert any('miou' in r for r in recs) and load_json(out/'segment'/'summary.json')['pseudo'] == str(out/'pseudo'/'masks')
+    s = load_json(out/'score'/'summary.json')
+    assert list(s['rows']) == ['cam', 'matching', 'semples'] and (s['tune_split'], s['test_split']) == ('tune', 'val')
+    rc, err = _run(capsys, 'segment', '--config', cfg_path, '--out', tmp/'nothing_here', '--quiet')
+    assert rc == 1 and 'semples pseudo --config' in err
 
 def test_voc_mini_chain(tmp, capsys):
     "The three real VOC images: 20 classes, JPEGs of different sizes, threshold tuned on the labelled split (flagged)."
-    cfg = _tiny(preset_config('toy'), tmp/'clip')
-    cfg['data'].update(root=str(ROOT/'data'/'voc_mini'), train_split='mini', val_split='mini', cache_dir=str(tmp/'cache'),
+    cfg = _tiny(preset_config('toyworld'), tmp/'clip')
+    cfg['data'].update(kind='voc', world=None, root=str(ROOT/'data'/'voc_mini'), train_split='mini', val_split='mini', cache_dir=str(tmp/'cache'),
                        crop_size=64, crop_scale=[0.5, 1.0], toyworld_export=None)
     cfg['pseudo'].update(tune_split='mini', scales=[1.0], flip=False)
     save_json(cfg, tmp/'mini.json')
-    for s in STAGES: assert _run(capsys, s, '--config', tmp/'mini.json', '--out', tmp/'minirun', '--quiet')[0] == 0, s
+    for s in TRAIN: assert _run(capsys, s, '--config', tmp/'mini.json', '--out', tmp/'minirun', '--quiet')[0] == 0, s
     masks = sorted((tmp/'minirun'/'pseudo'/'masks').glob('*.png'))
     assert [m.stem for m in masks] == ['2011_000003', '2011_000006', '2011_000025']
     for m in masks:
@@ -119,8 +126,8 @@ def test_voc_mini_chain(tmp, capsys):
     assert not (ROOT/'data'/'voc_mini'/'VOC2012'/'image_labels.json').exists()   # the label cache went to cache_dir
 
 def test_class_count_mismatch_and_missing_folder(tmp, capsys):
-    cfg = _tiny(preset_config('toy'), tmp/'clip')
-    cfg['data'].update(root=str(ROOT/'data'/'voc_mini'), train_split='mini', cache_dir=str(tmp/'cache'), toyworld_export=None)
+    cfg = _tiny(preset_config('toyworld'), tmp/'clip')
+    cfg['data'].update(kind='voc', world=None, root=str(ROOT/'data'/'voc_mini'), train_split='mini', val_split='mini', cache_dir=str(tmp/'cache'), toyworld_export=None)
     cfg['cam']['n_classes'] = 6; save_json(cfg, tmp/'bad.json')
     rc, err = _run(capsys, 'cam', '--config', tmp/'bad.json', '--out', tmp/'badrun', '--quiet')
     assert rc == 1 and 'class count mismatch' in err
@@ -143,8 +150,10 @@ def test_shipped_configs(name, weights):
     from dataclasses import fields
     raw = load_json(ROOT/'configs'/f'{name}.json')
     c = load_config(ROOT/'configs'/f'{name}.json')
+    assert c == check_config(preset_config(name))                # the shipped file is the preset
     if weights: assert (c['match']['lambda_bg'], c['prompts']['lambda_p'], c['refine']['lambda_ref']) == weights
-    for k in ('root', 'train_split', 'pseudo_dir', 'val_split'): assert raw['data'][k]   # what `semples segment` needs
-    seg = dict(raw['segment']); seg.update({k: tuple(v) for k, v in seg.items() if isinstance(v, list)})
+    for k in ('train_split', 'val_split'): assert raw['data'][k]
+    assert raw['data']['root'] if name != 'toyworld' else raw['data']['world']['n_train'] == 4000
+    seg = {k: tuple(v) if isinstance(v, list) else v for k, v in raw['segment'].items() if not k.startswith('_')}
     SegConfig(**seg)                                             # the segment section builds (field names and values)
     assert 'semples cam --config configs/' in raw['_about']

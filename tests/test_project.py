@@ -38,7 +38,7 @@ def test_readme_generated_from_index():
 def test_readme_results_table_is_the_csv():
     "The README's results table is generated from results/results.csv: every row of the file is in it."
     import csv
-    from semples.segment import results_markdown
+    from semples.research.results import results_markdown
     text = (ROOT / 'README.md').read_text()
     table = results_markdown(ROOT / 'results' / 'results.csv')
     assert table in text and readme.RESULTS_MARK not in text

@@ -2,8 +2,8 @@
 import math
 import pytest
 from semples.core import load_json, project_root
-from semples.results import RESULTS_FILE, REPLICATION_FILE, DEV_TRIES_FILE, summarize, check_claims, dev_tries_table
-from semples.diagnosis import LOCAL_FILE, LOCAL_DEV_FILE, LOCAL_RIM_DEV_FILE, COOC85_DEV_FILE, OBJECTIVE_FILE, ERRORS_FILE, ERROR_BINS
+from semples.research.results import RESULTS_FILE, REPLICATION_FILE, DEV_TRIES_FILE, summarize, check_claims, dev_tries_table
+from semples.research.diagnosis import LOCAL_FILE, LOCAL_DEV_FILE, LOCAL_RIM_DEV_FILE, COOC85_DEV_FILE, OBJECTIVE_FILE, ERRORS_FILE, ERROR_BINS
 
 @pytest.mark.parametrize('name', [RESULTS_FILE, REPLICATION_FILE, LOCAL_FILE, LOCAL_DEV_FILE, LOCAL_RIM_DEV_FILE, COOC85_DEV_FILE])
 def test_ablation_summary_recomputes(name):

@@ -2,8 +2,9 @@
 import json, os, re, subprocess, sys, textwrap
 from pathlib import Path
 import numpy as np, pytest, torch
-from semples.segment import (SegConfig, PseudoMaskDataset, train_segmenter, results_markdown, RESULT_FIELDS, toy_seg_config,
-                             create_segmenter, seg_loss, toy_acceptance, update_results, toy_result_rows)
+from semples.segment import SegConfig, PseudoMaskDataset, train_segmenter, toy_seg_config, create_segmenter, seg_loss
+from semples.research.results import results_markdown, RESULT_FIELDS, update_results
+from semples.research.segment_toy import toy_acceptance, toy_result_rows
 from semples.loop import shard_indices
 
 SCRIPT = textwrap.dedent('''
@@ -66,26 +67,27 @@ def test_realmode_bench_runs_on_cpu_tiny(tmp_path):
     assert all(x['images_per_s'] > 0 for x in rows)
     assert (tmp_path/'segment'/'metrics.jsonl').exists() and len(list((tmp_path/'pseudo').glob('*.png'))) == 32
 
-def test_segment_cli_with_shipped_toy_config(tmp_path):
-    "`semples segment CONFIG OUT` with configs/toyworld_segment.json (paths and steps shrunk) writes a full run folder."
+def test_segment_cli_with_shipped_toy_config(tmp_path, capsys):
+    "`semples segment --config C --out OUT` with configs/toyworld.json (world and steps shrunk): OUT/segment is a full run folder."
     from semples.cli import main
     from semples.core import save_mask
-    from semples.toyworld import export_voc
-    from semples.data import VOCSegDataset
-    voc = export_voc(tmp_path/'toy', {'train': 16, 'val': 8}, size=64, seed=7)
-    ds = VOCSegDataset(voc, 'train', cache_dir=False)
-    for i in ds.ids: save_mask(ds.read_mask(i), tmp_path/'pseudo'/f'{i}.png')
-    cfg = json.loads((Path(__file__).parents[1]/'configs'/'toyworld_segment.json').read_text())
-    cfg['data'].update(root=str(voc), pseudo_dir=str(tmp_path/'pseudo'))
+    from semples.pipeline import open_dataset
+    cfg = json.loads((Path(__file__).parents[1]/'configs'/'toyworld.json').read_text())
+    cfg['data']['world'].update(n_train=16, n_tune=4, n_test=8)
     cfg['segment'].update(steps=3, batch_size=4, ckpt_every=2, device='cpu')
     (tmp_path/'c.json').write_text(json.dumps(cfg))
-    assert main(['segment', str(tmp_path/'c.json'), str(tmp_path/'run'), '--pred_dir', str(tmp_path/'pred')]) == 0
-    assert {'config.json', 'metrics.jsonl', 'env.json', 'checkpoint.pt'} <= {p.name for p in (tmp_path/'run').iterdir()}
+    from semples.config import load_config
+    ds = open_dataset(load_config(tmp_path/'c.json'), 'train')
+    for i in ds.ids: save_mask(ds.read_mask(i), tmp_path/'run'/'pseudo'/'masks'/f'{i}.png')   # stand-in pseudo masks: the ground truth
+    assert main(['segment', '--config', str(tmp_path/'c.json'), '--out', str(tmp_path/'run'), '--pred_dir', str(tmp_path/'pred'), '--quiet']) == 0
+    assert {'config.json', 'metrics.jsonl', 'env.json', 'checkpoint.pt', 'summary.json'} <= {p.name for p in (tmp_path/'run'/'segment').iterdir()}
     assert len(list((tmp_path/'pred').glob('*.png'))) == 8
-    recs = [json.loads(l) for l in (tmp_path/'run'/'metrics.jsonl').read_text().splitlines()]
+    recs = [json.loads(l) for l in (tmp_path/'run'/'segment'/'metrics.jsonl').read_text().splitlines()]
     assert any('miou' in r for r in recs)
     cfg['segment']['colour'] = 1; (tmp_path/'d.json').write_text(json.dumps(cfg))
-    with pytest.raises(ValueError, match='unknown segment fields'): main(['segment', str(tmp_path/'d.json'), str(tmp_path/'run2')])
+    capsys.readouterr()
+    assert main(['segment', '--config', str(tmp_path/'d.json'), '--out', str(tmp_path/'run2')]) == 1
+    assert "unknown segment field(s) ['colour']" in capsys.readouterr().err
 
 
 TINY = dict(head_width=16, skip_width=8, steps=6, batch_size=4, warmup=1, ckpt_every=3, log_every=1)
@@ -128,7 +130,7 @@ def test_toy_segmenter_resume_is_exact(tmp_path):
     cfg = toy_seg_config(**TINY)                                # flips and scale jitter on
     a, ra = train_segmenter(cfg, ds, tmp_path/'a')
     train_segmenter(cfg, ds, tmp_path/'b', until=3)
-    assert torch.load(tmp_path/'b'/'checkpoint.pt', weights_only=False)['step'] == 3
+    assert torch.load(tmp_path/'b'/'checkpoint.pt', weights_only=True)['step'] == 3
     b, rb = train_segmenter(cfg, ds, tmp_path/'b')
     for (k, v), w in zip(a.state_dict().items(), b.state_dict().values()): torch.testing.assert_close(v, w, msg=k)
     assert [r['loss'] for r in ra][3:] == pytest.approx([r['loss'] for r in rb], rel=1e-5)
@@ -140,20 +142,20 @@ def test_seg_config_rejects_bad_values():
 
 def test_toy_acceptance_tiny_from_scratch(tmp_path):
     "The whole ToyWorld protocol at tiny size: SemPLeS pipeline -> train pseudo masks -> segmenter -> held-out test; the pseudo masks are reused."
-    from semples.demo import quick_config
+    from semples.demo import demo_config
     torch.set_num_threads(1)
-    pipe = quick_config(seed=2, rows=('semples',), clip_eval_n=0, pseudo_masks=False, figure_ids=0)
-    r = toy_acceptance(tmp_path, source=None, pipeline=pipe, seg=toy_seg_config(**TINY), n_val=8, figures=False)
-    assert (tmp_path/'pipeline'/'runs'/'stage_c'/'checkpoint.pt').is_file()
-    assert len(list((tmp_path/'pseudo').glob('*.png'))) == pipe.n_train
-    assert (r['n_fit'], r['n_val'], r['n_test']) == (pipe.n_train - 8, 8, pipe.n_test)
+    pipe = demo_config(seed=2, quick=True); w = pipe['data']['world']
+    r = toy_acceptance(tmp_path, source=None, cfg=pipe, seg=toy_seg_config(**TINY), n_val=8, figures=False)
+    assert (tmp_path/'pipeline'/'refine'/'checkpoint.pt').is_file()
+    assert len(list((tmp_path/'pseudo').glob('*.png'))) == w['n_train']
+    assert (r['n_fit'], r['n_val'], r['n_test']) == (w['n_train'] - 8, 8, w['n_test'])
     for k in ('pseudo_miou_train', 'pseudo_miou_fit', 'cam_miou_test', 'seg_miou_val_vs_pseudo', 'seg_miou_test'): assert 0 <= r[k] <= 1, k
     assert json.loads((tmp_path/'segment.json').read_text())['seg_miou_test'] == pytest.approx(r['seg_miou_test'])
     stamp = (tmp_path/'pseudo'/'pseudo_config.json').stat().st_mtime_ns
     r2 = toy_acceptance(tmp_path, source=tmp_path/'pipeline', seg=toy_seg_config(**{**TINY, 'steps': 2}), n_val=8, figures=False, run_name='other')
     assert (tmp_path/'pseudo'/'pseudo_config.json').stat().st_mtime_ns == stamp      # same source and threshold: masks reused
     assert r2['pseudo_miou_train'] == pytest.approx(r['pseudo_miou_train']) and (tmp_path/'other'/'model.pt').is_file()
-    with pytest.raises(FileNotFoundError, match='run_pipeline folder'): toy_acceptance(tmp_path/'x', source=tmp_path/'nothing')
+    with pytest.raises(FileNotFoundError, match='semples demo'): toy_acceptance(tmp_path/'x', source=tmp_path/'nothing')
     with pytest.raises(ValueError, match='row must be'): toy_acceptance(tmp_path/'x', source=tmp_path/'pipeline', row='stage_z')
 
 def test_results_rows_keep_other_datasets(tmp_path):
