@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_cam.ipynb #efc5c534
 from __future__ import annotations
-import hashlib
+import hashlib, pickle
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 from typing import NamedTuple
@@ -15,14 +15,15 @@ import torch.nn.functional as F
 import timm
 from fastcore.basics import patch
 from tqdm.auto import tqdm
-from .core import save_torch, save_json, load_json, get_device, seed_everything, project_root, atomic_write, IGNORE_INDEX
+from safetensors import SafetensorError
+from .core import save_torch, save_json, load_json, load_checkpoint, get_device, seed_everything, project_root, atomic_write, IGNORE_INDEX
 from .toyworld import TOY_CLASSES, TOY_BACKGROUNDS, COOCCURRENCE
 from .loop import LoopConfig, CKPT_NAME, history, train_loop
 from .data import toy_splits
 from .pseudo import evaluate_cams, DEFAULT_THRESHOLDS
 
 # %% auto #0
-__all__ = ['TOY_CAM_FILE', 'Backbone', 'CamOutput', 'CamNet', 'CamNetConfig', 'toy_cam_config', 'voc_cam_config',
+__all__ = ['TOY_CAM_FILE', 'create_timm', 'Backbone', 'CamOutput', 'CamNet', 'CamNetConfig', 'toy_cam_config', 'voc_cam_config',
            'create_cam_net', 'cam_to_mask', 'stage0_loss', 'train_stage0', 'load_cam_net', 'export_cam', 'infer_cams',
            'predict_cams', 'dilate', 'own_background', 'background_leak', 'score_cams', 'score_net', 'leak_measures',
            'show_cams', 'plot_history', 'plot_leak', 'stage0_report', 'toy_stage0', 'load_toy_cam']
@@ -33,6 +34,23 @@ def _is_transformer(name:str)->bool:
     cfg = timm.models.get_pretrained_cfg(name, allow_unregistered=True)
     arch = getattr(cfg, 'architecture', None) or name
     return any(arch.startswith(p) for p in ('vit', 'deit', 'eva', 'beit', 'flexivit', 'samvit'))
+
+# %% ../nbs/07_cam.ipynb #5264643a
+def create_timm(
+    name:str,                          # timm model name
+    pretrained_file:str|Path|None=None, # local weights for it (None: timm's `pretrained` argument decides)
+    **kw,                              # further `timm.create_model` arguments
+)->nn.Module:
+    "`timm.create_model`, with a local weights file read as data only: a damaged file or a pickle of more than tensors is one line naming it."
+    if pretrained_file is not None:
+        p = Path(pretrained_file)
+        if not p.is_file(): raise FileNotFoundError(f"no pretrained weights at {p}: give the path of a timm checkpoint (.pth/.bin/.safetensors) for {name}")
+        kw.update(pretrained=True, pretrained_cfg_overlay=dict(file=str(p)))
+    try: return timm.create_model(name, **kw)   # timm reads .pth/.bin with weights_only=True and .safetensors with safetensors
+    except (pickle.UnpicklingError, SafetensorError, EOFError, RuntimeError) as e:
+        if pretrained_file is None: raise
+        raise ValueError(f"the pretrained weights {pretrained_file} could not be loaded into {name}: {str(e).splitlines()[0][:200]} (a damaged "
+                         "or cut-short file, the weights of another model, or a pickle that needs more than tensors, refused unread)") from None
 
 # %% ../nbs/07_cam.ipynb #21daa544
 class Backbone(nn.Module):
@@ -47,14 +65,11 @@ class Backbone(nn.Module):
         if not timm.is_model(name.split('.')[0]):
             raise ValueError(f"unknown timm model {name!r}; see timm.list_models('*deit*') for names, e.g. 'deit_small_patch16_224'")
         kw = dict(pretrained=pretrained, num_classes=0)
-        if pretrained_file is not None:
-            p = Path(pretrained_file)
-            if not p.is_file(): raise FileNotFoundError(f"no pretrained weights at {p}: give the path of a timm checkpoint (.pth/.bin/.safetensors) for {name}")
-            kw.update(pretrained=True, pretrained_cfg_overlay=dict(file=str(p)))
         if _is_transformer(name): kw.update(dynamic_img_size=True, dynamic_img_pad=True)
-        try: m = timm.create_model(name, **kw)
+        try: m = create_timm(name, pretrained_file, **kw)
+        except FileNotFoundError: raise
         except (OSError, RuntimeError) as e:
-            if not kw['pretrained']: raise
+            if not (pretrained or pretrained_file): raise
             raise RuntimeError(f"could not load pretrained weights for {name} ({e}); when offline, download them once or pass pretrained_file=PATH") from e
         if not hasattr(m, 'forward_intermediates'): raise ValueError(f"timm model {name!r} has no forward_intermediates; choose a ResNet, ConvNeXt or ViT")
         self.name, self.feature_index = name, feature_index
@@ -215,11 +230,14 @@ def load_cam_net(
     path = Path(path)
     if path.is_dir(): path = path/CKPT_NAME
     if not path.is_file(): raise FileNotFoundError(f"no CAM checkpoint at {path}: train one with train_stage0(..., out=FOLDER)")
-    ck = torch.load(path, map_location='cpu', weights_only=True)
+    ck = load_checkpoint(path)
     mc = (ck.get('config') or {}).get('model')
     if mc is None: raise ValueError(f"{path} has no model configuration (config['model']); it was not written by train_stage0/export_cam")
     known = {f.name for f in fields(CamNetConfig)}
     cfg = CamNetConfig(**{**{k: v for k, v in mc.items() if k in known}, 'pretrained': False, 'pretrained_file': None})
+    bad = [k for k, v in ck['model'].items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad: raise ValueError(f"the network in {path} has weights that are not finite (NaN or inf, e.g. {bad[0]}): the run that wrote it diverged; "
+                             "train it again with a lower lr (or grad_clip) before using it")
     net = create_cam_net(cfg); net.load_state_dict(ck['model'])
     return net.to(get_device(device)).eval()
 
@@ -230,7 +248,7 @@ def export_cam(
 )->str:                   # sha256 of the written file
     "Write a small weights-only copy of a stage-0 checkpoint and record its sha256 in SHA256SUMS next to it."
     src = Path(checkpoint); src = src/CKPT_NAME if src.is_dir() else src
-    ck = torch.load(src, map_location='cpu', weights_only=True)
+    ck = load_checkpoint(src)
     dest = Path(dest)
     hist = [{k: r[k] for k in ('step', 'loss', 'acc', 'lr') if k in r} for r in history(src.parent)] if (src.parent/'metrics.jsonl').exists() else []
     save_torch(dict(model=ck['model'], config=dict(model=ck['config']['model'], data=ck['config'].get('data')), step=ck['step'],
@@ -265,6 +283,8 @@ def infer_cams(
     if labels is not None:
         if labels.shape != total.shape[:2]: raise ValueError(f"labels must be (B, C) = {tuple(total.shape[:2])}, got {tuple(labels.shape)}")
         total = total * (labels > 0).to(total)[:, :, None, None]
+    if not torch.isfinite(total).all():
+        raise ValueError("the network's CAMs are not finite (NaN or inf): its weights or inputs are broken (a diverged run?); retrain it with a lower lr")
     lo, hi = total.amin((2, 3), keepdim=True), total.amax((2, 3), keepdim=True)
     return (total - lo) / (hi - lo).clamp_min(eps)
 
@@ -489,7 +509,7 @@ def toy_stage0(
     sp = toy_splits(seed=seed, **(world_kw or {}))
     mc, lc = toy_cam_config(), LoopConfig(steps=steps, seed=seed, **loop_kw)
     ck, cfile = Path(out)/CKPT_NAME, Path(out)/'curve.json'
-    done = torch.load(ck, weights_only=True)['step'] if ck.exists() else 0
+    done = load_checkpoint(ck)['step'] if ck.exists() else 0
     curve = [c for c in (load_json(cfile) if cfile.exists() else []) if c['step'] <= done]   # points scored before a resume
     for u in (range(eval_every, steps, eval_every) if eval_every else []):
         if u <= done: continue

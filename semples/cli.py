@@ -47,7 +47,7 @@ def _usage()->str:
              'SemPLeS (WACV 2025) reproduced: weakly-supervised segmentation with CLIP and learned background prompts.', '',
              'commands:']
     lines += [f'  {k:<{w}}  {v[2]}' for k, v in COMMANDS.items()]
-    lines += ['', "Run 'semples COMMAND --help' for a command's options."]
+    lines += ['', "Run 'semples COMMAND --help' for a command's options; add --debug to see the traceback of an error."]
     return '\n'.join(lines)
 
 # %% ../nbs/90_cli.ipynb #9fb5fda8
@@ -70,9 +70,13 @@ def main(argv:list|None=None)->int:
         print(f"semples: unknown command {name!r}" + (f"; did you mean {near[0]!r}?" if near else '') +
               " Run 'semples --help' for the list.", file=sys.stderr)
         return 2
-    p, f = parser_for(name)
-    kw = vars(p.parse_args(argv[1:])); kw.pop('pdb', None); kw.pop('xtra', None)
-    res = f(**kw)
+    debug = '--debug' in argv[1:]; p, f = parser_for(name)
+    kw = vars(p.parse_args([a for a in argv[1:] if a != '--debug'])); kw.pop('pdb', None); kw.pop('xtra', None)
+    from semples.core import USER_ERRORS, error_line
+    try: res = f(**kw)
+    except USER_ERRORS as e:   # the user's or the machine's to fix: one line; anything else is a bug and keeps its traceback
+        if debug: raise
+        print(f"semples {name}: error: {error_line(e)}  (--debug shows the traceback)", file=sys.stderr); return 1
     return res if isinstance(res, int) and not isinstance(res, bool) else 0
 
 # %% ../nbs/90_cli.ipynb #883c3f61

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_clip.ipynb #e36e13ec
 from __future__ import annotations
-import copy, difflib, os, warnings, zipfile
+import copy, difflib, os, pickle, tempfile, warnings
 from pathlib import Path
 from types import SimpleNamespace
 from typing import NamedTuple, Sequence
@@ -13,6 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import open_clip
 from open_clip.model import CLIP
+from safetensors import SafetensorError
 from open_clip.transformer import TextTransformer, text_global_pool
 from fastcore.basics import patch
 from .core import atomic_write, get_device, project_root, save_json
@@ -135,10 +136,12 @@ def _check_model_name(name:str)->str:
 
 # %% ../nbs/03_clip.ipynb #b222db30
 def _is_torchscript(path)->bool:
-    "True for TorchScript archives, the format of OpenAI's own CLIP `.pt` releases."
+    "True for TorchScript archives (OpenAI's own CLIP `.pt` releases), by torch's own test: exactly the files `torch.load` hands to `torch.jit.load`."
     try:
-        with zipfile.ZipFile(path) as z: return any(n.endswith('/constants.pkl') for n in z.namelist())
-    except (zipfile.BadZipFile, OSError): return False
+        with open(path, 'rb') as f:
+            if not torch.serialization._is_zipfile(f): return False
+            with torch.serialization._open_zipfile_reader(f) as z: return torch.serialization._is_torchscript_zip(z)
+    except (OSError, RuntimeError): return False
 
 # %% ../nbs/03_clip.ipynb #54695417
 _WEIGHT_SUFFIXES = ('.pt', '.pth', '.bin', '.safetensors', '.npz', '.npy')
@@ -159,6 +162,9 @@ def _checkpoint_kind(name:str, pretrained:str)->str:
 def _create(name:str, what:str, **kw)->nn.Module:
     "`open_clip.create_model` with its loading errors turned into messages that name the model and the weights."
     try: return open_clip.create_model(name, **kw)
+    except (pickle.UnpicklingError, SafetensorError, EOFError) as e:   # a pickle of more than tensors, or a file cut short
+        raise ValueError(f"the weights {what} could not be read safely for CLIP model {name!r}: {str(e).splitlines()[0][:200]} "
+                         "(a damaged or cut-short file, or a pickle that needs more than tensors: it was refused unread)") from None
     except (RuntimeError, AssertionError, KeyError, ValueError) as e:
         msg = str(e) or type(e).__name__
         if isinstance(e, AssertionError) or any(s in msg for s in ('size mismatch', 'Missing key', 'Unexpected key', 'changed')):
@@ -183,8 +189,20 @@ def _local_dir_model(path:Path, force_quick_gelu, precision, device)->nn.Module:
     return _create('local-dir:' + str(path), f"in {path} ({', '.join(p.name for p in weights)})",
                    force_quick_gelu=bool(force_quick_gelu), precision=precision, device=device)
 
+# %% ../nbs/03_clip.ipynb #008903ff
+def _torchscript_weights(path:Path, folder:Path)->Path:
+    "The tensors of a TorchScript archive, saved as a plain state dict in `folder` (torch.load refuses TorchScript when weights_only=True)."
+    with warnings.catch_warnings():   # torch.jit.load reads TorchScript with its own loader, which builds no Python objects
+        warnings.filterwarnings('ignore', message='.*torch.jit.*deprecated.*')
+        try: sd = torch.jit.load(str(path), map_location='cpu').state_dict()
+        except RuntimeError as e:
+            raise ValueError(f"{path} looks like a TorchScript archive but torch.jit.load cannot read it: {str(e).splitlines()[0][:200]}") from None
+    out = folder/'weights.pt'
+    torch.save({k: v for k, v in sd.items() if k not in ('input_resolution', 'context_length', 'vocab_size')}, out)
+    return out
+
 # %% ../nbs/03_clip.ipynb #d6fd1a0e
-def _named_model(name, pretrained, force_quick_gelu, precision, device, random_init, cache_dir, weights_only)->tuple:
+def _named_model(name, pretrained, force_quick_gelu, precision, device, random_init, cache_dir)->tuple:
     "The model and a description of its weights for an open_clip model name."
     name = _check_model_name(name.replace('/', '-'))
     kw = dict(precision=precision, device=device)
@@ -200,13 +218,11 @@ def _named_model(name, pretrained, force_quick_gelu, precision, device, random_i
         return _create(name, f"tagged {pretrained!r}", pretrained=pretrained, force_quick_gelu=qg,
                        cache_dir=cache_dir, **kw), f"{name}/{pretrained}"
     path = Path(pretrained).expanduser()
-    ts = _is_torchscript(path)  # OpenAI's own releases: QuickGELU, and torch.load must dispatch to torch.jit.load
+    ts = _is_torchscript(path)  # OpenAI's own releases: trained with QuickGELU
     qg = ts if force_quick_gelu is None else force_quick_gelu
-    with warnings.catch_warnings():  # torch warns that it dispatches TorchScript archives to torch.jit.load: intended
-        warnings.filterwarnings('ignore', message='.*TorchScript archive.*')
-        warnings.filterwarnings('ignore', message='.*torch.jit.load.*is deprecated.*')
-        return _create(name, f"in {path}", pretrained=str(path), force_quick_gelu=qg,
-                       weights_only=weights_only and not ts, **kw), str(path)
+    with tempfile.TemporaryDirectory() as d:
+        src = _torchscript_weights(path, Path(d)) if ts else path
+        return _create(name, f"in {path}", pretrained=str(src), force_quick_gelu=qg, weights_only=True, **kw), str(path)
 
 # %% ../nbs/03_clip.ipynb #2436d70a
 def load_clip(
@@ -220,7 +236,6 @@ def load_clip(
     norm:str='clip',                # 'clip' (mask in pixel space, CLIP normalisation) or 'paper' (the paper's ImageNet-space masking)
     random_init:bool=False,         # allow random weights for an open_clip name without `pretrained` (tests)
     cache_dir:str|None=None,        # where open_clip caches downloaded weights
-    weights_only:bool=True,         # torch.load(weights_only=...) for pickled checkpoint files
 )->FrozenCLIP:
     "Load a CLIP model frozen (eval mode, no gradients) with its tokenizer; downloads only for a pretrained tag or hf-hub name."
     dev = get_device(device)
@@ -245,7 +260,7 @@ def load_clip(
         raise FileNotFoundError(f"CLIP folder not found: {name} (pass a folder with open_clip_config.json, or an open_clip "
                                 "model name with pretrained='/path/to/checkpoint')")
     else:
-        model, source = _named_model(name, pretrained, force_quick_gelu, precision, dev, random_init, cache_dir, weights_only)
+        model, source = _named_model(name, pretrained, force_quick_gelu, precision, dev, random_init, cache_dir)
         tok_name = name.replace('/', '-')
     return FrozenCLIP(model, open_clip.get_tokenizer(tok_name), name=name, source=source, norm=norm, amp=amp, cast=cast)
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_config.ipynb #0b71126c
 from __future__ import annotations
-import json
+import json, types, typing
 from dataclasses import asdict, fields
 from pathlib import Path
 from .core import load_json
@@ -12,7 +12,7 @@ from .core import load_json
 # %% auto #0
 __all__ = ['DATA_FIELDS', 'WORLD_FIELDS', 'TOY_SPLITS', 'CLIP_FIELDS', 'PSEUDO_FIELDS', 'CAM_EXTRA_FIELDS', 'PROMPT_EXTRA_FIELDS',
            'CONFIG_SECTIONS', 'CONFIG_KEYS', 'VOC_TRAIN_AUG', 'COCO_TRAIN', 'VOC_NAMES', 'PRESETS', 'preset_config',
-           'check_config', 'load_config', 'write_preset_configs']
+           'check_types', 'check_config', 'load_config', 'write_preset_configs']
 
 # %% ../nbs/12_config.ipynb #af905146
 DATA_FIELDS = dict(  # the `data` section: field -> default
@@ -161,14 +161,60 @@ def preset_config(
 # %% ../nbs/12_config.ipynb #5fdc39d6
 def _jsonable(x): return json.loads(json.dumps(x, default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
 
+# %% ../nbs/12_config.ipynb #fd3842ab
+def _type_ok(v, hint)->bool:
+    "Whether the JSON value `v` fits a field of type `hint` (None: unchecked)."
+    if hint is None: return True
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union: return any(_type_ok(v, a) for a in typing.get_args(hint))
+    if hint is type(None): return v is None
+    if isinstance(v, bool): return hint is bool                      # JSON true is not the number 1
+    if hint is float: return isinstance(v, (int, float))
+    if hint in (tuple, list): return isinstance(v, (list, tuple))
+    return isinstance(v, hint) if isinstance(hint, type) else True
+
+# %% ../nbs/12_config.ipynb #e596036f
+_HINT_OVERRIDES = {('data', 'crop_scale'): list | None, ('pseudo', 'threshold'): str | float, ('pseudo', 'scales'): list,
+                   ('cam', 'n_classes'): int | None}   # fields whose default or annotation does not tell what a config may hold
+
+def _hints(name:str)->dict:
+    "Field -> type of config section `name`: dataclass annotations, or the type of each default of a plain section."
+    plain = dict(data=DATA_FIELDS, world=WORLD_FIELDS, clip=CLIP_FIELDS, pseudo=PSEUDO_FIELDS, cam=CAM_EXTRA_FIELDS, prompts=PROMPT_EXTRA_FIELDS)
+    out = {k: None if d is None else type(d) for k, d in plain.get(name, {}).items()}
+    from semples.cam import CamNetConfig
+    from semples.loop import LoopConfig
+    classes = dict(cam=(CamNetConfig, LoopConfig), **{k: (c,) for k, (c, _) in _stage_classes().items()}).get(name, ())
+    out.update({k: v for c in classes for k, v in typing.get_type_hints(c).items()})
+    return {**out, **{k: v for (sec, k), v in _HINT_OVERRIDES.items() if sec == name}}
+
+# %% ../nbs/12_config.ipynb #8666f842
+def _type_name(hint)->str:
+    "A field type as a config author reads it."
+    words = dict(bool='true or false', int='a whole number', float='a number', str='a string', NoneType='null', list='a list', tuple='a list', dict='an object')
+    return ' or '.join(words.get(getattr(a, '__name__', str(a)), str(a)) for a in (typing.get_args(hint) or (hint,)))
+
+# %% ../nbs/12_config.ipynb #594f8dd4
+def check_types(
+    values:dict,   # a section's fields as read from JSON
+    name:str,      # the section name ('cam', 'data', 'world', ...)
+    where:str,     # the config file, for the message
+):
+    "Refuse a field whose value has the wrong JSON type, naming the field, the type it takes and the value."
+    hints = _hints(name)
+    for k, v in values.items():
+        if not _type_ok(v, hints.get(k)):
+            raise ValueError(f"{where}: {name}.{k} must be {_type_name(hints[k])}, got {json.dumps(v)}"
+                             + (" (true/false is not a number)" if isinstance(v, bool) else " (write numbers without quotes)" if isinstance(v, str) else ''))
+
 # %% ../nbs/12_config.ipynb #851abbd6
 def _section(cfg:dict, name:str, valid, where:str)->dict:
-    "The `name` section of `cfg` without comment keys; unknown keys are errors listing the valid ones."
+    "The `name` section of `cfg` without comment keys, type-checked; unknown keys are errors listing the valid ones."
     sec = cfg.get(name) or {}
     if not isinstance(sec, dict): raise ValueError(f"{where}: section {name!r} must be a JSON object of fields, got {type(sec).__name__}")
     bad = sorted(k for k in sec if k not in valid and not k.startswith('_'))
     if bad: raise ValueError(f"{where}: unknown {name} field(s) {bad}; valid {name} fields: {sorted(valid)}")
-    return {k: v for k, v in sec.items() if not k.startswith('_')}
+    sec = {k: v for k, v in sec.items() if not k.startswith('_')}
+    check_types(sec, name, where)
+    return sec
 
 # %% ../nbs/12_config.ipynb #5ba64baf
 def _build(cls, values:dict, name:str, where:str):

@@ -4,16 +4,17 @@
 
 # %% ../nbs/00_core.ipynb #da16febe
 from __future__ import annotations
-import contextlib, datetime, json, os, platform, random, subprocess, sys, tempfile
+import contextlib, datetime, errno, fcntl, io, json, os, pickle, platform, random, subprocess, sys, tempfile, warnings, zipfile
 from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
 
 # %% auto #0
-__all__ = ['VOC_CLASSES', 'IGNORE_INDEX', 'seed_everything', 'get_device', 'atomic_write', 'save_json', 'load_json', 'save_torch',
-           'env_info', 'machine_load', 'config_diff', 'RunDir', 'voc_palette', 'mask_to_image', 'save_mask',
-           'load_mask', 'to_image_array', 'overlay', 'show_overlay', 'show_grid', 'project_root']
+__all__ = ['USER_ERRORS', 'VOC_CLASSES', 'IGNORE_INDEX', 'seed_everything', 'get_device', 'atomic_write', 'save_json',
+           'load_json', 'save_torch', 'load_checkpoint', 'env_info', 'machine_load', 'config_diff', 'read_jsonl',
+           'RunDir', 'RunLocked', 'run_lock', 'error_line', 'voc_palette', 'mask_to_image', 'save_mask', 'load_mask',
+           'to_image_array', 'overlay', 'show_overlay', 'show_grid', 'project_root']
 
 # %% ../nbs/00_core.ipynb #741f04f6
 def seed_everything(
@@ -104,8 +105,25 @@ def load_json(path:str|Path):
 # %% ../nbs/00_core.ipynb #3cea06f2
 def save_torch(obj, path:str|Path)->Path:
     "Atomically `torch.save` a checkpoint: a crash mid-save never leaves a truncated file."
-    with atomic_write(path, 'wb') as f: torch.save(obj, f)
+    buf = io.BytesIO(); torch.save(obj, buf)   # serialised in memory first: a full disk is then an OSError (ENOSPC), not a torch RuntimeError
+    with atomic_write(path, 'wb') as f: f.write(buf.getbuffer())
     return Path(path)
+
+# %% ../nbs/00_core.ipynb #3eee23f1
+def load_checkpoint(
+    path:str|Path,           # a checkpoint written by `save_torch` (or any torch file of tensors and plain containers)
+    map_location='cpu',      # where to put the tensors
+)->dict:
+    "Read a torch checkpoint safely (`weights_only=True`): anything that needs more than tensors and plain containers is refused unread."
+    path = Path(path)
+    if not path.is_file(): raise FileNotFoundError(f"no checkpoint at {path}")
+    try: return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ValueError(f"{path} holds more than tensors and plain containers, so it was refused unread (a file semples did not write, "
+                         f"or one that was altered: do not turn off weights_only to read it). torch said: {str(e).splitlines()[0][:200]}") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{path} is not a readable checkpoint (cut short or damaged: {str(e).splitlines()[0][:160]}); "
+                         "delete it to start that stage over") from None
 
 # %% ../nbs/00_core.ipynb #f1cc3d30
 def _git(*args, cwd=None)->str|None:
@@ -157,6 +175,30 @@ def config_diff(
     if new is _MISSING: return [f'{path} (absent in new)']
     return [] if old == new else [path]
 
+# %% ../nbs/00_core.ipynb #a46b51b4
+def read_jsonl(
+    path:str|Path,   # a JSON-lines file (metrics.jsonl)
+)->list:             # its records, oldest first
+    "The records of a JSON-lines file; a final line cut short (a full disk, a kill mid-write) is skipped with a warning."
+    p = Path(path)
+    if not p.is_file(): return []
+    lines = [l for l in p.read_text(encoding='utf-8').split('\n') if l.strip()]
+    out = []
+    for i, l in enumerate(lines):
+        try: out.append(json.loads(l))
+        except json.JSONDecodeError as e:
+            if i < len(lines) - 1: raise ValueError(f"{p}, line {i + 1}, is not JSON ({e}): the file was edited or damaged; delete the line") from None
+            warnings.warn(f"{p}: skipped its last line, cut short ({len(l)} characters): the run that wrote it stopped mid-write")
+    return out
+
+# %% ../nbs/00_core.ipynb #09fcb8ee
+def _drop_partial_line(p:Path):
+    "Cut a file back to its last complete line (a record cut short by a full disk or a kill), so the next one starts clean."
+    if not p.is_file() or p.stat().st_size == 0: return
+    data = p.read_bytes()
+    if data.endswith(b'\n'): return
+    with open(p, 'r+b') as f: f.truncate(data.rfind(b'\n') + 1)
+
 # %% ../nbs/00_core.ipynb #ad6ef459
 class RunDir:
     "A run folder with config.json, env.json and an append-only metrics.jsonl."
@@ -185,15 +227,63 @@ class RunDir:
     def __repr__(self): return f"RunDir({str(self.path)!r})"
 
     def log(self, **metrics):
-        "Append one record (with a UTC timestamp) to metrics.jsonl, written in a single call."
+        "Append one record (with a UTC timestamp) to metrics.jsonl, written in a single call (after cutting off a partial last line)."
         rec = dict(time=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'), **metrics)
+        _drop_partial_line(self.path/'metrics.jsonl')
         with open(self.path/'metrics.jsonl', 'a', encoding='utf-8') as f: f.write(json.dumps(rec, default=_json_default) + '\n')
         return rec
 
     def metrics(self)->list:
-        "All records logged so far, oldest first."
-        p = self.path/'metrics.jsonl'
-        return [json.loads(l) for l in p.read_text(encoding='utf-8').splitlines() if l.strip()] if p.exists() else []
+        "All records logged so far, oldest first (a cut last line skipped: `read_jsonl`)."
+        return read_jsonl(self.path/'metrics.jsonl')
+
+# %% ../nbs/00_core.ipynb #f40a1270
+class RunLocked(RuntimeError):
+    "Another process holds the run folder."
+
+_HELD = {}   # run folder -> [lock file, depth]: the run folders this process holds
+
+def _acquire(folder:Path, what:str):
+    "Take the lock of `folder` (non-blocking) and write who holds it into the lock file."
+    folder.mkdir(parents=True, exist_ok=True)
+    f = open(folder/'.lock', 'a+', encoding='utf-8')
+    try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0); holder = f.read().strip() or 'another process'; f.close()
+        raise RunLocked(f"{folder} is in use by {holder}: a run folder has one writer at a time; wait for it, stop it, or choose another --out") from None
+    f.seek(0); f.truncate(); f.write(f"process {os.getpid()} ({what}, since {datetime.datetime.now().isoformat(timespec='seconds')})\n"); f.flush()
+    return f
+
+# %% ../nbs/00_core.ipynb #c6c5ed2f
+@contextlib.contextmanager
+def run_lock(
+    folder:str|Path,  # the run folder (created if needed)
+    what:str='',      # what holds it, shown to a second writer (default: the command line)
+):
+    "Hold a run folder for this process during the `with` block; another process gets a `RunLocked` error naming the holder."
+    key = Path(folder).resolve()
+    if key not in _HELD: _HELD[key] = [_acquire(key, what or ' '.join(Path(a).name if i == 0 else a for i, a in enumerate(sys.argv))), 0]
+    _HELD[key][1] += 1
+    try: yield key
+    finally:
+        _HELD[key][1] -= 1
+        if _HELD[key][1] == 0: f = _HELD.pop(key)[0]; fcntl.flock(f, fcntl.LOCK_UN); f.close()
+
+# %% ../nbs/00_core.ipynb #3193a771
+USER_ERRORS = (OSError, ValueError, ImportError, FloatingPointError, RunLocked, pickle.UnpicklingError)   # what a user or the machine can cause
+
+_OS_FIXES = {errno.ENOSPC: "the disk is full: free space or choose another --out, then rerun; the last checkpoint is intact and the run resumes",
+             errno.EDQUOT: "the disk quota is used up: free space or choose another --out, then rerun; the run resumes",
+             errno.ENOTDIR: "a part of this path is a file, not a folder: choose another path",
+             errno.EEXIST: "a file is in the way of a folder: choose another path or move the file",
+             errno.EACCES: "no permission: choose a folder you can write to", errno.EPERM: "not permitted: choose a folder you can write to",
+             errno.EROFS: "the file system is read-only: choose another path"}
+
+def error_line(e:BaseException)->str:
+    "A user or environment error as one line: its own words, and the fix for the common operating-system errors."
+    msg = ' '.join(str(e).split()) or type(e).__name__
+    fix = _OS_FIXES.get(e.errno) if isinstance(e, OSError) else None
+    return f"{msg} ({fix})" if fix else msg
 
 # %% ../nbs/00_core.ipynb #15115e96
 VOC_CLASSES = ('background', 'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair', 'cow',

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from .core import save_json, load_json, machine_load
+from .core import save_json, load_json, machine_load, run_lock
 from .config import preset_config, check_config, load_config
 from .pipeline import (ROWS, ROW_LABELS, DEMO_ROWS, run_cam, run_match, run_prompts, run_refine, run_pseudo, run_score,
                               open_dataset, open_clip_model, manual_words)
@@ -157,22 +157,23 @@ def run_demo(
 )->dict:                           # the metrics (also in out/metrics.json)
     "Run SemPLeS on a ToyWorld config through the stage functions, score every row, draw the figures; resumes from the stage folders."
     cfg = cfg or demo_config(); out = Path(out); out.mkdir(parents=True, exist_ok=True); t_start = time.time()
-    m = dict(seed=cfg['seed'] if cfg['seed'] is not None else cfg['data']['world']['seed'], complete=False, machine=machine_load(), timings_s={},
-             cooccurrence=dict(COOCCURRENCE), config=cfg)
-    done = out/'metrics.json'   # a finished result is only ever replaced by another finished one
-    prog = out/'metrics.partial.json' if done.is_file() and load_json(done).get('complete') else done
-    save_json(m, prog)
-    steps = demo_steps(rows) + [('pseudo', lambda c, o, p: run_pseudo(c, o, 'refine', 'configs/toyworld.json', p))] * ('semples' in rows)
-    steps.append(('score', lambda c, o, p: _scores_into(m, run_score(c, o, 'configs/toyworld.json', False))))
-    if clip_eval_n: steps.insert(0, ('clip', lambda c, o, p: m.update(clip=clip_check(open_clip_model(c), clip_eval_n))))
-    for name, fn in tqdm(steps + [('figures', lambda c, o, p: m.update(figures=demo_figures(o, c, m, figure_images)))], desc='SemPLeS demo', disable=not progress):
-        t0 = time.time(); fn(cfg, out, progress)
-        if name == 'prompts': _prompts_into(m, out)
-        if name == 'refine_manual': m['manual_words'] = manual_words(cfg)
-        m['timings_s'][name] = round(time.time() - t0, 1); m['elapsed_s'] = round(time.time() - t_start, 1); save_json(m, prog)
-    m['complete'] = True; save_json(m, done)
-    if prog != done: prog.unlink(missing_ok=True)
-    return m
+    with run_lock(out, 'semples demo'):   # one writer per run folder: a second demo or stage command on it is refused
+        m = dict(seed=cfg['seed'] if cfg['seed'] is not None else cfg['data']['world']['seed'], complete=False, machine=machine_load(), timings_s={},
+                 cooccurrence=dict(COOCCURRENCE), config=cfg)
+        done = out/'metrics.json'   # a finished result is only ever replaced by another finished one
+        prog = out/'metrics.partial.json' if done.is_file() and load_json(done).get('complete') else done
+        save_json(m, prog)
+        steps = demo_steps(rows) + [('pseudo', lambda c, o, p: run_pseudo(c, o, 'refine', 'configs/toyworld.json', p))] * ('semples' in rows)
+        steps.append(('score', lambda c, o, p: _scores_into(m, run_score(c, o, 'configs/toyworld.json', False))))
+        if clip_eval_n: steps.insert(0, ('clip', lambda c, o, p: m.update(clip=clip_check(open_clip_model(c), clip_eval_n))))
+        for name, fn in tqdm(steps + [('figures', lambda c, o, p: m.update(figures=demo_figures(o, c, m, figure_images)))], desc='SemPLeS demo', disable=not progress):
+            t0 = time.time(); fn(cfg, out, progress)
+            if name == 'prompts': _prompts_into(m, out)
+            if name == 'refine_manual': m['manual_words'] = manual_words(cfg)
+            m['timings_s'][name] = round(time.time() - t0, 1); m['elapsed_s'] = round(time.time() - t_start, 1); save_json(m, prog)
+        m['complete'] = True; save_json(m, done)
+        if prog != done: prog.unlink(missing_ok=True)
+        return m
 
 # %% ../nbs/14_demo.ipynb #bab1c148
 def demo_cli(

@@ -83,10 +83,13 @@ class DoctorReport:
 
 # %% ../nbs/04b_doctor.ipynb #3405246e
 def _inspect_image(p:Path|None)->tuple:
-    "(status, size) of an image file: status 'missing', 'unreadable' or 'ok'."
+    "(status, size) of an image file, decoded to its last byte: status 'missing', 'unreadable' (damaged or cut short) or 'ok'."
     if p is None: return 'missing', None
     try:
-        with Image.open(p) as im: im.verify(); return 'ok', im.size
+        with Image.open(p) as im:
+            size = im.size   # a JPEG decodes at 1/8 scale: every byte is still read (a cut file fails), in half the time
+            if im.format == 'JPEG': im.draft(im.mode, (max(1, size[0] // 8), max(1, size[1] // 8)))
+            im.load(); return 'ok', size
     except Exception: return 'unreadable', None
 
 # %% ../nbs/04b_doctor.ipynb #668cf641
@@ -192,10 +195,11 @@ def _report_files(rep, voc, name, mdir, kinds, values, names):
     fixes = {
         'img_missing': (f"ids listed in split {name!r} have no image in {voc/'JPEGImages'}",
                         "restore the images from VOCtrainval_11-May-2012.tar, or remove these ids from the split list"),
-        'img_bad': (f"images of split {name!r} cannot be opened (damaged or not an image)", "restore these files from the dataset archive"),
+        'img_bad': (f"images of split {name!r} in {voc/'JPEGImages'} cannot be read to the end (cut short, damaged or not an image)",
+                    "restore these files from the dataset archive"),
         'missing': (f"ids listed in split {name!r} have no mask {voc/str(mdir)}/<id>.png", f"restore the masks from {src}, "
                     "or remove these ids from the split list"),
-        'unreadable': (f"masks of split {name!r} in {voc/str(mdir)} cannot be opened", f"restore these files from {src}"),
+        'unreadable': (f"masks of split {name!r} in {voc/str(mdir)} cannot be read to the end (cut short or damaged)", f"restore these files from {src}"),
         'rgb': (f"masks of split {name!r} in {voc/str(mdir)} are RGB colour images, not class-index PNGs",
                 f"convert them (VOC palette colours -> indices, in place): python -c \"from semples.doctor import convert_rgb_masks; "
                 f"convert_rgb_masks('{voc/str(mdir)}')\"; or restore the original palette PNGs"),

@@ -15,12 +15,13 @@ import torch
 import torch.nn as nn
 import torch.distributed as dist
 from tqdm.auto import tqdm
-from .core import RunDir, save_torch, get_device
+from .core import RunDir, save_torch, get_device, load_checkpoint, read_jsonl, atomic_write
 
 # %% auto #0
-__all__ = ['RUNTIME_FIELDS', 'CKPT_NAME', 'batch_indices', 'step_generator', 'LoopConfig', 'run_config', 'lr_at',
-           'make_optimizer', 'hflip_batch', 'to_device', 'init_distributed', 'shard_indices', 'unwrap',
-           'StepBatchSampler', 'flip_item', 'make_loader', 'global_batchnorm', 'history', 'train_loop']
+__all__ = ['RUNTIME_FIELDS', 'CKPT_NAME', 'DIVERGE_FACTOR', 'DIVERGE_WINDOWS', 'WEIGHT_GROWTH', 'batch_indices', 'step_generator',
+           'LoopConfig', 'run_config', 'lr_at', 'make_optimizer', 'hflip_batch', 'to_device', 'init_distributed',
+           'shard_indices', 'unwrap', 'StepBatchSampler', 'flip_item', 'make_loader', 'global_batchnorm', 'history',
+           'trim_log', 'TrainingDiverged', 'train_loop']
 
 # %% ../nbs/04a_loop.ipynb #1aceaac0
 @lru_cache(maxsize=8)
@@ -287,8 +288,7 @@ def _save_checkpoint(path, model, opt, step, cfg, config, world=1):
 # %% ../nbs/04a_loop.ipynb #df49970c
 def history(run)->list:
     "The logged records of a run folder (or `RunDir`), one per step (the last one written wins), in step order."
-    p = (run.path if isinstance(run, RunDir) else Path(run))/'metrics.jsonl'
-    recs = [json.loads(l) for l in p.read_text(encoding='utf-8').splitlines() if l.strip()] if p.exists() else []
+    recs = read_jsonl((run.path if isinstance(run, RunDir) else Path(run))/'metrics.jsonl')
     return sorted({r['step']: r for r in recs if 'step' in r}.values(), key=lambda r: r['step'])
 
 # %% ../nbs/04a_loop.ipynb #08445ab3
@@ -315,6 +315,17 @@ def _share(weight, world:int, dev, dtype)->torch.Tensor:
     tot = w.clone(); dist.all_reduce(tot)
     return w / tot
 
+# %% ../nbs/04a_loop.ipynb #ec64cdb1
+def trim_log(
+    path:str|Path,   # a metrics.jsonl
+    last_step:int,   # the step of the checkpoint a run resumes from
+):
+    "Drop the records logged after `last_step` (and a cut last line): a run killed between a log and its checkpoint logs them again on resume."
+    p = Path(path); recs = read_jsonl(p)
+    keep = [r for r in recs if r.get('step', 0) <= last_step]
+    if len(keep) == len(recs) and (not p.is_file() or p.read_bytes().endswith(b'\n') or not recs): return
+    with atomic_write(p) as f: f.write(''.join(json.dumps(r) + '\n' for r in keep))
+
 # %% ../nbs/04a_loop.ipynb #95e43da6
 def _open_run(model:nn.Module, opt, cfg:LoopConfig, out, config:dict|None, resume:bool, until:int, rank:int, world:int, dev)->tuple:
     "(RunDir of rank 0 or None, first step): the run folder checked or cleared, and the checkpoint, if any, loaded."
@@ -326,9 +337,10 @@ def _open_run(model:nn.Module, opt, cfg:LoopConfig, out, config:dict|None, resum
         run = RunDir(out, config=dict(loop=run_config(cfg), **(config or {})), overwrite=not resume)
     if world > 1: dist.barrier()                   # the others look into the folder after rank 0 has checked (or cleared) it
     if resume and (out/CKPT_NAME).exists():
-        ck = torch.load(out/CKPT_NAME, map_location=dev, weights_only=True)
+        ck = load_checkpoint(out/CKPT_NAME, map_location=dev)
         model.load_state_dict(ck['model']); opt.load_state_dict(ck['optimizer']); _set_rng_state(ck['rng']); start = ck['step']
         if start > until: raise ValueError(f"{out} holds a checkpoint at step {start}, past until={until}; use a new folder or resume=False")
+        if rank == 0: trim_log(out/'metrics.jsonl', start)
     return run, start
 
 # %% ../nbs/04a_loop.ipynb #e3ca8105
@@ -359,14 +371,50 @@ def _step(net, loss_fn:Callable, batch:dict, opt, params:list, cfg:LoopConfig, s
     return vals, keys
 
 # %% ../nbs/04a_loop.ipynb #c4f7a996
-def _window_mean(acc:torch.Tensor, n:int, world:int, cfg:LoopConfig, first:int, done:int)->list:
-    "The mean of the logged values over steps first+1 .. done (over all processes): the loop's only host-device sync."
+class TrainingDiverged(FloatingPointError):
+    "A training run stopped because its loss or weights went bad; `step`, `what` and `checkpoint` (the last good one, or None) say more."
+    def __init__(self, step:int, what:str, checkpoint:Path|None=None, lr:float|None=None,
+                 stage:str='training', fix:str|None=None, then:str=''):   # the pipeline names its stage, config field and next step
+        self.step, self.what, self.checkpoint, self.lr = step, what, checkpoint, lr
+        kept = f"the last good checkpoint ({checkpoint}) is kept" if checkpoint else "no checkpoint was written"
+        super().__init__(f"{stage} stopped at step {step}: {what}; {fix or f'lower the learning rate (lr, now {lr})'}; {kept}{then}")
+
+DIVERGE_FACTOR, DIVERGE_WINDOWS = 100.0, 3   # a loss above 100x its first step's value for 3 log windows in a row has diverged
+WEIGHT_GROWTH = 1000.0                        # weights whose norm grew 1000x since the start have diverged (training moves it by a few x)
+
+def _norm(params:list)->float:
+    "The total L2 norm of a list of tensors, as a Python float (inf or nan when one of them is)."
+    return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.detach().float()) for p in params]))) if params else 0.0
+
+# %% ../nbs/04a_loop.ipynb #b84d03a5
+class _Health:
+    "A training loop's check of its loss at every log window (finite, not diverging from the first step's) and of its weights before a checkpoint."
+    def __init__(self, first_loss:float|None, cfg, out, params:list):
+        self.ref, self.bad, self.cfg, self.out, self.params = first_loss, 0, cfg, out, list(params)
+        self.norm0 = _norm(self.params)
+    def _stop(self, done:int, what:str):
+        ck = Path(self.out)/CKPT_NAME if self.out is not None and (Path(self.out)/CKPT_NAME).is_file() else None
+        fix = f"lower the learning rate (lr, now {self.cfg.lr})" + (" or set grad_clip" if hasattr(self.cfg, 'grad_clip') else '')
+        return TrainingDiverged(done, what, ck, self.cfg.lr, fix=fix)
+    def check(self, mean:float, first:int, done:int):
+        if not math.isfinite(mean): raise self._stop(done, f"the loss is {mean} in steps {first + 1}..{done}")
+        if self.ref is None or not math.isfinite(self.ref): self.ref = mean; return
+        self.bad = self.bad + 1 if mean > DIVERGE_FACTOR * max(abs(self.ref), 1e-2) else 0
+        if self.bad >= DIVERGE_WINDOWS:
+            raise self._stop(done, f"the loss rose from {self.ref:.4g} to {mean:.4g} (above {DIVERGE_FACTOR:g}x for {DIVERGE_WINDOWS} log windows)")
+    def weights(self, done:int):
+        "Refuse to checkpoint weights that are not finite, or whose norm exploded."
+        n = _norm(self.params)
+        if not math.isfinite(n): raise self._stop(done, "the weights are not finite (NaN or inf) after this step")
+        if n > WEIGHT_GROWTH * max(self.norm0, 1e-6):
+            raise self._stop(done, f"the weights' norm grew from {self.norm0:.3g} to {n:.3g} (over {WEIGHT_GROWTH:g}x) by this step")
+
+# %% ../nbs/04a_loop.ipynb #226bda38
+def _window_mean(acc:torch.Tensor, n:int, world:int)->list:
+    "The mean of the logged values over the window (over all processes): the loop's only host-device sync (log steps and the first step)."
     tot = acc.clone()
     if world > 1: dist.all_reduce(tot)
-    mean = (tot / n).tolist()
-    if not math.isfinite(mean[0]):
-        raise FloatingPointError(f"the loss is {mean[0]} in steps {first + 1}..{done} (its mean over the window): lower cfg.lr (now {cfg.lr}) or set cfg.grad_clip")
-    return mean
+    return (tot / n).tolist()
 
 # %% ../nbs/04a_loop.ipynb #ee5687f5
 def train_loop(
@@ -390,6 +438,7 @@ def train_loop(
     if not params: raise ValueError("no parameter to train: every parameter is frozen (requires_grad=False); pass params= or unfreeze")
     opt, recs = make_optimizer(params, cfg), []
     run, start = _open_run(model, opt, cfg, out, config, resume, until, rank, world, dev)
+    health = _Health(next(iter(history(out)), {}).get('loss') if out is not None and start else None, cfg, out, params)
     model.train(); dtype = torch.float32 if dev.type == 'mps' else torch.float64
     acc, keys, n, first = None, None, 0, start        # running sums of the logged values on the device, over steps first+1 ..
     bar = tqdm(total=until, initial=min(start, until), desc=f'train {type(model).__name__}', disable=not progress or rank != 0, leave=False)
@@ -399,12 +448,14 @@ def train_loop(
         for step, batch in enumerate(make_loader(dataset, cfg, start, until, rank, world, collate_fn, dev), start):
             vals, keys = _step(net, loss_fn, batch, opt, params, cfg, step, world, keys, dev, dtype)
             acc = vals if acc is None else acc + vals; n += 1; done = step + 1; bar.update(1)
+            if health.ref is None: health.ref = _window_mean(vals, 1, world)[0]   # the first step's loss: the yardstick (one sync)
             log, save = done % cfg.log_every == 0 or done == until, out is not None and ((cfg.ckpt_every and done % cfg.ckpt_every == 0) or done == until)
-            if log or save: mean = _window_mean(acc, n, world, cfg, first, done)
+            if log or save: mean = _window_mean(acc, n, world); health.check(mean[0], first, done)
             if log:
                 recs.append(dict(step=done, lr=lr_at(cfg, step), **dict(zip(keys, mean)))); acc, n, first = None, 0, done
                 bar.set_postfix(loss=f"{recs[-1]['loss']:.4f}")
                 if run: run.log(**recs[-1])
+            if save: health.weights(done)
             if save and rank == 0: _save_checkpoint(Path(out)/CKPT_NAME, model, opt, done, cfg, config, world)
     bar.close()
     if world > 1: dist.barrier()                       # the last checkpoint is on disk before any process returns

@@ -4,12 +4,13 @@
 
 # %% ../nbs/13_pipeline.ipynb #b9e8f628
 from __future__ import annotations
-import copy, hashlib, json, os, sys, time
+import contextlib, copy, hashlib, json, os, sys, time
 from dataclasses import asdict, fields
 from functools import lru_cache
 from pathlib import Path
 import torch
-from .core import RunDir, load_json, save_json, config_diff
+from .core import RunDir, load_json, save_json, load_checkpoint, config_diff, run_lock
+from .loop import TrainingDiverged
 from .config import load_config, _jsonable
 
 # %% auto #0
@@ -140,7 +141,7 @@ def stage_state(
 )->dict:           # exists, done, step (of the checkpoint, or None)
     "Whether a stage folder exists, finished (summary.json), and the step of its checkpoint."
     d = Path(out)/folder; ck = d/'checkpoint.pt'; done = (d/'summary.json').is_file()
-    step = torch.load(ck, map_location='cpu', weights_only=True)['step'] if ck.is_file() and not done else None
+    step = load_checkpoint(ck)['step'] if ck.is_file() and not done else None
     return dict(exists=(d/'config.json').is_file(), done=done, step=step)
 
 # %% ../nbs/13_pipeline.ipynb #1acc15de
@@ -156,6 +157,17 @@ def require_stage(
     if st['step'] is not None: raise FileNotFoundError(f"stage {folder!r} in {d} is unfinished (checkpoint at step {st['step']}): rerun `{cmd}` to finish it")
     raise FileNotFoundError(f"no finished {folder!r} stage in {d}: run `{cmd}` first")
 
+# %% ../nbs/13_pipeline.ipynb #a33ef802
+_RUN_RECORD = {'config.json', 'env.json', 'metrics.jsonl'}   # what a stage folder holds before its first checkpoint or result
+
+def _clear_failed(d:Path)->bool:
+    "Empty a stage folder that holds only the record of a run that left no result (a run that failed early): True when it did."
+    names = {p.name for p in d.iterdir()} if d.is_dir() else set()
+    if not names or not names <= _RUN_RECORD: return False
+    if rank() == 0:
+        for n in names: (d/n).unlink(missing_ok=True)
+    return True
+
 # %% ../nbs/13_pipeline.ipynb #12ecca1f
 def check_stage(
     out:str|Path,     # run folder
@@ -163,8 +175,9 @@ def check_stage(
     pipeline:dict,    # `stage_config(...)` of the current config
     config='CONFIG',  # the config path, for the message
 )->bool:              # True when the stage already finished with this config (nothing to do)
-    "Refuse a stage folder made with another config; report whether it is already complete."
+    "Refuse a stage folder made with another config; report whether it is already complete. A folder with no result is cleared."
     f = Path(out)/folder/'config.json'
+    if _clear_failed(Path(out)/folder): return False
     if f.is_file():
         old = load_json(f).get('pipeline')
         if old is not None and old != _jsonable(pipeline):
@@ -272,6 +285,17 @@ def _finish(out:Path, folder:str, summary:dict, quiet:bool, barrier:bool=True)->
     if barrier and dist.is_available() and dist.is_initialized(): dist.barrier()
     return summary
 
+# %% ../nbs/13_pipeline.ipynb #434d2b8e
+@contextlib.contextmanager
+def _stage_health(cfg:dict, stage:str, out:Path, folder:str, config):
+    "A training stage that went bad (NaN, divergence) is reported with the stage, its config field and what to do next."
+    try: yield
+    except TrainingDiverged as e:
+        fix = f"lower {stage}.lr in {config} (now {e.lr})" + (f" or set {stage}.grad_clip" if 'grad_clip' in cfg[stage] else '')
+        then = (f"; to rerun the stage with new settings, delete {Path(out)/folder} first (a run folder never mixes two configs)" if e.checkpoint else
+                f", so `{_cmd(stage, config, out, _row_of(folder))}` with the corrected config can rerun into the same --out")
+        raise TrainingDiverged(e.step, e.what, e.checkpoint, e.lr, stage=f"stage {folder!r}", fix=fix, then=then) from None
+
 # %% ../nbs/13_pipeline.ipynb #d6b6f483
 def run_cam(
     cfg:dict,             # the resolved config
@@ -289,7 +313,7 @@ def run_cam(
     c = dict(cfg['cam']); c['n_classes'] = c['n_classes'] or len(ds.classes)
     _check_classes(c['n_classes'], ds, 'cam.n_classes')
     mc, lc = (cls(**{f.name: c[f.name] for f in fields(cls)}) for cls in (CamNetConfig, LoopConfig))
-    _, recs = train_stage0(ds, mc, lc, out=out/'cam', progress=progress, config=dict(pipeline=pipe))
+    with _stage_health(cfg, 'cam', out, 'cam', config): _, recs = train_stage0(ds, mc, lc, out=out/'cam', progress=progress, config=dict(pipeline=pipe))
     s = dict(stage='cam', steps=lc.steps, n_images=len(ds), final=recs[-1] if recs else None, classes=list(ds.classes))
     return _finish(out, 'cam', s, not progress)
 
@@ -327,8 +351,9 @@ def _mask_stage(cfg, out, row, config, progress)->dict:
     ds, init = open_dataset(cfg, cfg['data']['train_split'], 'train'), out/'cam'/'checkpoint.pt'
     _check_classes(load_cam_net(init).n_classes, ds, f'the stage-0 network in {out/"cam"}')
     clip, extra = open_clip_model(cfg, dev), dict(pipeline=pipe)
-    if stage == 'match': _, recs = train_matching(init, ds, clip, mc, out/folder, progress=progress, config=extra)
-    else: _, recs = train_refine(init, ds, clip, None if mc.words else _prompt_feats(cfg, out, clip, ds), mc, out/folder, progress=progress, config=extra)
+    with _stage_health(cfg, stage, out, folder, config):
+        if stage == 'match': _, recs = train_matching(init, ds, clip, mc, out/folder, progress=progress, config=extra)
+        else: _, recs = train_refine(init, ds, clip, None if mc.words else _prompt_feats(cfg, out, clip, ds), mc, out/folder, progress=progress, config=extra)
     s = dict(stage=stage, row=row, steps=mc.steps, n_images=len(ds), final=recs[-1] if recs else None, init=str(init))
     return _finish(out, folder, s, not progress)
 
@@ -392,7 +417,8 @@ def run_prompts(
     ds = open_dataset(cfg, cfg['data']['train_split'], 'resize')
     net = load_cam_net(out/'match', device=dev); _check_classes(net.n_classes, ds, f'the network in {out/"match"}')
     clip = open_clip_model(cfg, dev)
-    pe, recs = train_prompts(net, ds, clip, pc, out=out/'prompts', progress=progress, allow_missing=sec['allow_missing'], config=dict(pipeline=pipe))
+    with _stage_health(cfg, 'prompts', out, 'prompts', config):
+        pe, recs = train_prompts(net, ds, clip, pc, out=out/'prompts', progress=progress, allow_missing=sec['allow_missing'], config=dict(pipeline=pipe))
     ro = _readout(cfg, pe, ds.classes, clip)
     if rank() == 0: save_json(ro, out/'prompts'/'prompt_words.json')
     s = dict(stage='prompts', steps=pc.steps, final=recs[-1] if recs else None, nearest_word={c: nw[0][0] for c, nw in ro['nearest'].items()})
@@ -511,7 +537,9 @@ def run_segment(
     sc = SegConfig(**cfg['segment'])
     tr = PseudoMaskDataset(open_dataset(cfg, d['train_split'], 'seg'), pdir)
     va = open_dataset(cfg, d['val_split'], 'full')
-    model, recs = train_segmenter(sc, tr, out/'segment', val_ds=va, config=dict(pipeline=dict(segment=cfg['segment'], data=d, pseudo=str(pdir))))
+    _clear_failed(out/'segment')
+    with _stage_health(cfg, 'segment', out, 'segment', config):
+        model, recs = train_segmenter(sc, tr, out/'segment', val_ds=va, config=dict(pipeline=dict(segment=cfg['segment'], data=d, pseudo=str(pdir))))
     if pred_dir and rank() == 0: evaluate_segmenter(model, va, sc.eval_scales, sc.eval_flip, pred_dir=pred_dir, device=next(model.parameters()).device)
     s = dict(stage='segment', steps=sc.steps, pseudo=str(pdir), val_split=va.split, miou=recs[-1].get('miou') if recs else None)
     return _finish(out, 'segment', s, not progress)
@@ -549,14 +577,14 @@ def run_objective(
 
 # %% ../nbs/13_pipeline.ipynb #eb2d4b68
 def _command(stage:str, config, out, quiet:bool, **kw)->int:
-    "Load the config, run one stage function, print its summary (rank 0); one line and exit code 1 on a user error."
+    "Load the config, run one stage function holding the run folder (rank 0), print its summary; `semples.cli.main` turns user errors into one line."
     if not config or not out:
         print(f"semples {stage}: error: both --config CONFIG.json and --out RUN_FOLDER are required", file=sys.stderr); return 2
     fn = dict(cam=run_cam, match=run_match, prompts=run_prompts, refine=run_refine, pseudo=run_pseudo, score=run_score,
               segment=run_segment, objective=run_objective)[stage]
-    try: s = fn(load_config(config), out, config=config, progress=not quiet, **kw)
-    except (FileNotFoundError, ValueError, ImportError) as e:
-        print(f"semples {stage}: error: {e}", file=sys.stderr); return 1
+    try:
+        cfg = load_config(config)
+        with (run_lock(out, f"semples {stage}") if rank() == 0 else contextlib.nullcontext()): s = fn(cfg, out, config=config, progress=not quiet, **kw)
     finally:
         import torch.distributed as dist
         if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 from open_clip.transformer import TextTransformer, text_global_pool
 from tqdm.auto import tqdm
-from .core import get_device
+from .core import get_device, load_checkpoint
 from .cam import CamNet
 from .loop import LoopConfig, train_loop, collate, unwrap, init_distributed
 from .clip import FrozenCLIP, PAPER_TEMPLATE, _check_template, positive_pairs, cosine
@@ -381,7 +381,7 @@ def load_prompts(
     "Rebuild trained prompts from a run checkpoint."
     path = Path(path); path = path/'checkpoint.pt' if path.is_dir() else path
     if not path.is_file(): raise FileNotFoundError(f"no prompt checkpoint at {path}: train one with train_prompts(..., out=FOLDER)")
-    ck = torch.load(path, map_location='cpu', weights_only=True)
+    ck = load_checkpoint(path)
     pc = (ck.get('config') or {}).get('prompts')
     if pc is None: raise ValueError(f"{path} is not a train_prompts checkpoint (no config['prompts'])")
     ctx = ck['model']['ctx']

@@ -14,9 +14,9 @@ import torch.nn.functional as F
 import torch.distributed as dist
 from torchvision.models.segmentation.deeplabv3 import ASPP, DeepLabV3
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from .core import RunDir, load_mask, save_mask, save_torch, seed_everything, IGNORE_INDEX
+from .core import RunDir, load_mask, load_checkpoint, save_mask, save_torch, seed_everything, IGNORE_INDEX
 from .metrics import SegmentationMetric
-from .loop import batch_indices, step_generator, init_distributed, shard_indices
+from .loop import batch_indices, step_generator, init_distributed, shard_indices, history, trim_log, _Health
 
 # %% auto #0
 __all__ = ['PseudoMaskDataset', 'SegConfig', 'toy_seg_config', 'ToyBackbone', 'TimmDeepLab', 'create_segmenter', 'seg_lr',
@@ -134,10 +134,9 @@ class TimmDeepLab(nn.Module):
                  pretrained_file:str|None=None, # local timm weights for the backbone (None: random init)
                 ):
         super().__init__()
-        import timm
+        from semples.cam import create_timm
         idx = tuple(feature_indices) if skip_width else tuple(feature_indices)[-1:]
-        kw = dict(pretrained=True, pretrained_cfg_overlay=dict(file=str(pretrained_file))) if pretrained_file else dict(pretrained=False)
-        self.backbone = timm.create_model(backbone, features_only=True, output_stride=output_stride, out_indices=idx, **kw)
+        self.backbone = create_timm(backbone, pretrained_file, features_only=True, output_stride=output_stride, out_indices=idx)
         ch = self.backbone.feature_info.channels()
         self.aspp = ASPP(ch[-1], list(aspp_rates), head_width)
         self.skip = nn.Sequential(nn.Conv2d(ch[0], skip_width, 1, bias=False), _norm(norm, skip_width), nn.ReLU(inplace=True)) if skip_width else None
@@ -162,7 +161,7 @@ def create_segmenter(cfg:SegConfig)->nn.Module:
                         cfg.skip_width, cfg.norm, cfg.weights_backbone)
         if cfg.weights is not None:
             if not Path(cfg.weights).is_file(): raise FileNotFoundError(f"weights file {cfg.weights} not found")
-            sd = torch.load(cfg.weights, map_location='cpu', weights_only=True); m.load_state_dict(sd.get('model', sd))
+            sd = load_checkpoint(cfg.weights); m.load_state_dict(sd.get('model', sd))
         if cfg.norm == 'gn': _swap_bn(m)
     elif cfg.arch == 'toy':
         w = cfg.width
@@ -179,7 +178,7 @@ def create_segmenter(cfg:SegConfig)->nn.Module:
         if tag and cfg.num_classes != m.classifier[-1].out_channels:
             m.classifier[-1] = nn.Conv2d(m.classifier[-1].in_channels, cfg.num_classes, 1)
         if local:
-            sd = torch.load(cfg.weights, map_location='cpu', weights_only=True)
+            sd = load_checkpoint(cfg.weights)
             m.load_state_dict(sd.get('model', sd), strict=False)
         if cfg.norm == 'gn': _swap_bn(m)
     else: raise ValueError(f"unknown arch {cfg.arch!r}: use 'toy', 'timm', 'deeplabv3_resnet50' or 'deeplabv3_resnet101'")
@@ -245,8 +244,9 @@ def _seg_state(cfg:SegConfig, out, rank:int, world:int, dev, resume:bool, config
     run = RunDir(out, dict(asdict(cfg), world_size=world, **(config or {}))) if (out is not None and rank == 0) else None
     ck, start = (Path(out)/'checkpoint.pt' if out is not None else None), 0
     if resume and ck is not None and ck.exists():
-        s = torch.load(ck, map_location='cpu', weights_only=True)
+        s = load_checkpoint(ck)
         model.load_state_dict(s['model']); opt.load_state_dict(s['opt']); start = s['step']; torch.set_rng_state(s['rng'])
+        if run: trim_log(Path(out)/'metrics.jsonl', start - 1)   # records are logged at step index, checkpoints after it
     return model, opt, run, start
 
 # %% ../nbs/11_segment.ipynb #eebf3b78
@@ -278,6 +278,7 @@ def train_segmenter(
     ddp = model if world == 1 else nn.parallel.DistributedDataParallel(
         nn.SyncBatchNorm.convert_sync_batchnorm(model) if cfg.norm == 'bn' and cfg.sync_bn else model, device_ids=[dev.index] if dev.type == 'cuda' else None)
     stop, recs, t0 = min(cfg.steps, until or cfg.steps), [], time.time(); model.train()
+    health = _Health(next(iter(history(out)), {}).get('loss') if out is not None and start else None, cfg, out, model.parameters())
     for step in range(start, stop):
         x, y = (v.to(dev, non_blocking=True) for v in _seg_batch(cfg, train_ds, step, rank, world))
         if _use(cfg.channels_last, dev): x = x.contiguous(memory_format=torch.channels_last)
@@ -286,9 +287,12 @@ def train_segmenter(
         l = loss.detach()
         if world > 1: dist.all_reduce(l); l = l / world
         if step % cfg.log_every == 0 or step == stop - 1:
+            health.check(float(l), step, step + 1)
             recs.append(dict(step=step, loss=float(l), lr=opt.param_groups[0]['lr'], images_per_s=(step + 1 - start) * cfg.batch_size / (time.time() - t0)))
             if run: run.log(**recs[-1])
-        if run and ((cfg.ckpt_every and (step + 1) % cfg.ckpt_every == 0) or step + 1 == stop):
+        save = (cfg.ckpt_every and (step + 1) % cfg.ckpt_every == 0) or step + 1 == stop
+        if save and out is not None: health.weights(step + 1)
+        if run and save:
             save_torch(dict(model=model.state_dict(), opt=opt.state_dict(), step=step + 1, rng=torch.get_rng_state(), config=asdict(cfg)), Path(out)/'checkpoint.pt')
     if val_ds is not None and rank == 0: recs.append(_seg_eval(model, val_ds, cfg, dev, run, stop))
     return model, recs

@@ -103,7 +103,7 @@ def test_errors(tiny, tmp_path):
     with pytest.raises(ValueError, match='batch_size'): LoopConfig(batch_size=0)
     with pytest.raises(ValueError, match='no parameter to train'):
         m = nn.Linear(2, 2).requires_grad_(False); train_loop(m, lambda m, b: m(b['image']).sum(), tiny, LoopConfig(steps=1, device='cpu'), progress=False)
-    with pytest.raises(FloatingPointError, match='lower cfg.lr'):
+    with pytest.raises(FloatingPointError, match='lower the learning rate'):
         train_loop(create_cam_net(), lambda m, b: m(b['image']).logits.sum() * float('nan'), tiny, LoopConfig(steps=1, batch_size=2, device='cpu'), progress=False)
     with pytest.raises(ValueError, match='n_classes'):
         train_stage0(tiny, toy_cam_config(n_classes=4), LoopConfig(steps=1, batch_size=2, device='cpu'), progress=False)
@@ -211,7 +211,7 @@ def test_non_finite_loss_is_caught_at_the_log_step(tiny):
         calls[0] += 1
         l = m(b['image']).logits.mean()
         return l * float('nan') if calls[0] == 3 else l
-    with pytest.raises(FloatingPointError, match=r'in steps 3\.\.4.*lower cfg.lr'):
+    with pytest.raises(FloatingPointError, match=r'in steps 3\.\.4.*lower the learning rate'):
         train_loop(create_cam_net(), loss, tiny, LoopConfig(steps=6, batch_size=2, log_every=2, device='cpu'), progress=False)
     assert calls[0] == 4                                           # noticed at the end of the window, not at step 3
 

@@ -9,7 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 import numpy as np
 import torch
-from ..core import atomic_write, load_json, save_json, save_torch, machine_load, project_root
+from ..core import atomic_write, load_json, load_checkpoint, save_json, save_torch, machine_load, project_root
 from ..metrics import eval_folder
 from ..segment import SegConfig, toy_seg_config, PseudoMaskDataset, train_segmenter, evaluate_segmenter, predict_probs
 from .results import RESULT_FIELDS, update_results
@@ -166,7 +166,7 @@ def toy_acceptance(
     net = load_cam_net(ck, device=device); _acceptance_pseudo(net, sp['train'], out/'pseudo', thr, ck, row, device)
     fit_ids, val_ids = sp['train'].ids[:len(sp['train']) - n_val], sp['train'].ids[len(sp['train']) - n_val:]
     t1 = time.time(); ckp = out/run_name/'checkpoint.pt'
-    resumed = int(torch.load(ckp, map_location='cpu', weights_only=True)['step']) if ckp.is_file() else 0
+    resumed = int(load_checkpoint(ckp)['step']) if ckp.is_file() else 0
     model, recs = train_segmenter(seg, PseudoMaskDataset(SubsetView(sp['train'], fit_ids, 'fit'), out/'pseudo'), out/run_name)
     t_train = time.time() - t1; model.eval(); save_torch(model.state_dict(), out/run_name/'model.pt')
     try: shown = str(source.resolve().relative_to(project_root().resolve()))
