@@ -442,6 +442,15 @@ def encode_masked(self:FrozenCLIP,
     f = F.normalize(self.image_tower(self.finish(torch.cat([fg, bg]))).float(), dim=-1)
     return f[:P], f[P:]
 
+# %% ../nbs/03_clip.ipynb #7d5ca8f4
+@patch
+def encode_background(self:FrozenCLIP, images:torch.Tensor, masks:torch.Tensor, pairs:tuple)->torch.Tensor:
+    "Normalised CLIP features (P, D) of the background images (1-M)*X of the positive pairs alone."
+    _check_images(images)
+    _, bg = compose_fg_bg(self.to_mask_space(images), masks, pairs)
+    if bg.shape[0] == 0: return bg.new_zeros(0, self.embed_dim, dtype=torch.float32)
+    return F.normalize(self.image_tower(self.finish(bg)).float(), dim=-1)
+
 # %% ../nbs/03_clip.ipynb #75a938cc
 def cosine(a:torch.Tensor, b:torch.Tensor)->torch.Tensor:
     "Row-wise cosine similarity of (N, D) tensors (float32)."

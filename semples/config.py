@@ -11,8 +11,8 @@ from .core import load_json
 
 # %% auto #0
 __all__ = ['DATA_FIELDS', 'WORLD_FIELDS', 'TOY_SPLITS', 'CLIP_FIELDS', 'PSEUDO_FIELDS', 'CAM_EXTRA_FIELDS', 'PROMPT_EXTRA_FIELDS',
-           'CONFIG_SECTIONS', 'CONFIG_KEYS', 'VOC_TRAIN_AUG', 'COCO_TRAIN', 'VOC_NAMES', 'PRESETS', 'preset_config',
-           'check_types', 'check_config', 'load_config', 'write_preset_configs']
+           'CONFIG_SECTIONS', 'CONFIG_KEYS', 'TOY_MASK_STEPS', 'TOY_FULL', 'VOC_TRAIN_AUG', 'COCO_TRAIN', 'VOC_NAMES',
+           'PRESETS', 'preset_config', 'check_types', 'check_config', 'load_config', 'write_preset_configs']
 
 # %% ../nbs/12_config.ipynb #af905146
 DATA_FIELDS = dict(  # the `data` section: field -> default
@@ -63,6 +63,7 @@ PSEUDO_FIELDS = dict(  # the `pseudo` section (its tune_split, scales, flip and 
 )
 CAM_EXTRA_FIELDS = dict(  # `cam` fields beyond `CamNetConfig` and `LoopConfig`
     network_file=None,     # a trained stage-0 network to start from instead of training one: 'stored' (data/cam_toy/stage0.pt) or an `export_cam` file
+    amp=None,              # 'bf16': stage 0 under bf16 autocast (a GPU, or a CPU with bf16 instructions); null: float32
 )
 PROMPT_EXTRA_FIELDS = dict(  # `prompts` fields beyond `PromptConfig`
     allow_missing=False,   # allow classes that no training image shows (their prompts stay at init; tiny tests only)
@@ -73,6 +74,9 @@ CONFIG_SECTIONS = ('data', 'clip', 'cam', 'match', 'prompts', 'refine', 'pseudo'
 CONFIG_KEYS = ('preset', 'seed')  # top-level keys beside the sections
 
 # %% ../nbs/12_config.ipynb #ffbb780f
+TOY_MASK_STEPS = 100  # steps of stages (a) and (c) in the ToyWorld demo (a third of the 300 of the stored ablation)
+TOY_FULL = dict(cam=dict(batch_size=64), match=dict(steps=300), refine=dict(steps=300))  # configs/toyworld_full.json: the recipe of results/
+
 def _toy_preset()->dict:
     "The ToyWorld demo: a world of 4,000 + 300 + 1,000 images of 64 px, the stored tiny CLIP, every stage on the CPU."
     from semples.cam import toy_cam_config
@@ -83,9 +87,9 @@ def _toy_preset()->dict:
     from semples.segment import toy_seg_config
     cpu = dict(device='cpu')
     data = dict(DATA_FIELDS, kind='toyworld', train_split='train', val_split='test', crop_size=64, crop_scale=None, world=dict(WORLD_FIELDS))
-    cam = {**asdict(toy_cam_config(n_classes=None)), **asdict(LoopConfig(steps=800, batch_size=64, lr=1e-3, **cpu)), **CAM_EXTRA_FIELDS}
-    return dict(preset='toyworld', seed=None, data=data, clip=dict(CLIP_FIELDS), cam=cam, match=asdict(MatchConfig(**cpu)),
-                prompts={**asdict(PromptConfig(**cpu)), **PROMPT_EXTRA_FIELDS, 'readout_k': 3}, refine=asdict(RefineConfig(**cpu)),
+    cam = {**asdict(toy_cam_config(n_classes=None)), **asdict(LoopConfig(steps=800, batch_size=32, lr=1e-3, **cpu)), **CAM_EXTRA_FIELDS}
+    return dict(preset='toyworld', seed=None, data=data, clip=dict(CLIP_FIELDS), cam=cam, match=asdict(MatchConfig(steps=TOY_MASK_STEPS, **cpu)),
+                prompts={**asdict(PromptConfig(**cpu)), **PROMPT_EXTRA_FIELDS, 'readout_k': 3}, refine=asdict(RefineConfig(steps=TOY_MASK_STEPS, **cpu)),
                 pseudo=dict(PSEUDO_FIELDS, tune_split='tune', device='cpu'), segment=asdict(toy_seg_config()))
 
 # %% ../nbs/12_config.ipynb #057db740
@@ -174,7 +178,7 @@ def _type_ok(v, hint)->bool:
 
 # %% ../nbs/12_config.ipynb #e596036f
 _HINT_OVERRIDES = {('data', 'crop_scale'): list | None, ('pseudo', 'threshold'): str | float, ('pseudo', 'scales'): list,
-                   ('cam', 'n_classes'): int | None}   # fields whose default or annotation does not tell what a config may hold
+                   ('cam', 'n_classes'): int | None, ('cam', 'amp'): str | None}   # fields whose default or annotation does not tell what a config may hold
 
 def _hints(name:str)->dict:
     "Field -> type of config section `name`: dataclass annotations, or the type of each default of a plain section."
@@ -240,11 +244,12 @@ def _check_data(d:dict, where:str)->dict:
 def _check_cam(cam:dict, where:str)->dict:
     "The `cam` section: `CamNetConfig` and `LoopConfig` fields."
     from semples.cam import CamNetConfig
-    from semples.loop import LoopConfig
+    from semples.loop import LoopConfig, AMP_MODES
     mf, lf = [f.name for f in fields(CamNetConfig)], [f.name for f in fields(LoopConfig)]
     _build(CamNetConfig, {k: cam[k] for k in mf}, 'cam', where); _build(LoopConfig, {k: cam[k] for k in lf}, 'cam', where)
     if cam['network_file'] is not None and (not isinstance(cam['network_file'], str) or not cam['network_file']):
         raise ValueError(f"{where}: cam.network_file must be 'stored', the path of an export_cam file, or null, got {cam['network_file']!r}")
+    if cam['amp'] not in AMP_MODES: raise ValueError(f"{where}: cam.amp must be null (float32) or 'bf16', got {cam['amp']!r}")
     if cam['n_classes'] is not None and (not isinstance(cam['n_classes'], int) or cam['n_classes'] < 1):
         raise ValueError(f"{where}: cam.n_classes must be a positive integer or null (= the dataset's), got {cam['n_classes']!r}")
     return cam
@@ -325,6 +330,8 @@ _ABOUT = dict(
        "the paper's COCO settings (lambda_bg 0.75, lambda_p 0.01, lambda_ref 0.2). " + _RUN.format(f='coco') + "."),
  toyworld=("The ToyWorld demo: exactly what `semples demo --out D` runs (its --seed sets the top-level seed). The world is generated in memory "
            "and the stored tiny CLIP judges; CPU, minutes. The same chain by hand: " + _RUN.format(f='toyworld') + "."),
+ toyworld_full=("The ToyWorld recipe of the stored ablation (results/toyworld_ablation*.json): the demo's preset with stage 0 at batch 64 and "
+                "300 steps in stages (a) and (c), twice the demo's work. Run: semples demo --config configs/toyworld_full.json --out D --seed S."),
 )
 _NOTES = dict(
  cam="stage 0 stands in for WeakTr (DeiT-S/16 + per-class conv head, image labels only). Its schedule is our assumption (DeiT-style AdamW, 60 epochs); METHOD.md does not give WeakTr's.",
@@ -340,7 +347,7 @@ _NOTES = dict(
 def write_preset_configs(
     folder:str|Path|None=None,  # where to write (default: the checkout's configs/)
 )->list:                        # the files written
-    "Write configs/toyworld.json, voc.json and coco.json from `preset_config`, each checked by `check_config`."
+    "Write configs/toyworld.json, voc.json and coco.json from `preset_config` (+ toyworld_full.json), each checked by `check_config`."
     from semples.core import project_root
     folder = Path(folder) if folder is not None else project_root()/'configs'
     done = []
@@ -349,4 +356,6 @@ def write_preset_configs(
         for k, v in c.items(): out[k] = {'_about': _NOTES[k], **v} if isinstance(v, dict) and name != 'toyworld' and k in _NOTES else v
         check_config(out, name)
         p = folder/f'{name}.json'; p.parent.mkdir(parents=True, exist_ok=True); p.write_text(_dump(out)); done.append(p)
+    full = {'_about': _ABOUT['toyworld_full'], 'preset': 'toyworld', **TOY_FULL}; check_config(full, 'toyworld_full')
+    (folder/'toyworld_full.json').write_text(_dump(full)); done.append(folder/'toyworld_full.json')
     return done

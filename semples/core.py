@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #da16febe
 from __future__ import annotations
-import contextlib, datetime, errno, fcntl, io, json, os, pickle, platform, random, subprocess, sys, tempfile, warnings, zipfile
+import contextlib, datetime, errno, fcntl, functools, io, json, os, pickle, platform, random, subprocess, sys, tempfile, warnings, zipfile
 from pathlib import Path
 import numpy as np
 import torch
@@ -293,6 +293,10 @@ IGNORE_INDEX = 255
 # %% ../nbs/00_core.ipynb #d702dbdf
 def voc_palette(n:int=256)->np.ndarray:
     "The VOC colour table: an (n, 3) uint8 array whose row i is the colour of class index i."
+    return _voc_palette(n).copy()   # computed once: pseudo masks are written by the thousand
+
+@functools.lru_cache(maxsize=8)
+def _voc_palette(n:int)->np.ndarray:
     pal = np.zeros((n, 3), dtype=np.uint8)
     for i in range(n):
         c, r, g, b = i, 0, 0, 0

@@ -18,10 +18,10 @@ from tqdm.auto import tqdm
 from .core import RunDir, save_torch, get_device, load_checkpoint, read_jsonl, atomic_write
 
 # %% auto #0
-__all__ = ['RUNTIME_FIELDS', 'CKPT_NAME', 'DIVERGE_FACTOR', 'DIVERGE_WINDOWS', 'WEIGHT_GROWTH', 'batch_indices', 'step_generator',
-           'LoopConfig', 'run_config', 'lr_at', 'make_optimizer', 'hflip_batch', 'to_device', 'init_distributed',
-           'shard_indices', 'unwrap', 'StepBatchSampler', 'flip_item', 'make_loader', 'global_batchnorm', 'history',
-           'trim_log', 'TrainingDiverged', 'train_loop']
+__all__ = ['RUNTIME_FIELDS', 'AMP_MODES', 'CKPT_NAME', 'DIVERGE_FACTOR', 'DIVERGE_WINDOWS', 'WEIGHT_GROWTH', 'batch_indices',
+           'step_generator', 'LoopConfig', 'run_config', 'lr_at', 'make_optimizer', 'hflip_batch', 'to_device',
+           'amp_context', 'init_distributed', 'shard_indices', 'unwrap', 'StepBatchSampler', 'flip_item', 'make_loader',
+           'global_batchnorm', 'history', 'trim_log', 'TrainingDiverged', 'train_loop']
 
 # %% ../nbs/04a_loop.ipynb #1aceaac0
 @lru_cache(maxsize=8)
@@ -131,6 +131,14 @@ def hflip_batch(batch:dict, gen:torch.Generator, p:float=0.5)->dict:
 def to_device(batch:dict, device)->dict:
     "Move the tensors of a batch dict to `device`."
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+# %% ../nbs/04a_loop.ipynb #256ffded
+AMP_MODES = (None, 'bf16')  # the mixed-precision settings a stage takes
+
+def amp_context(device, amp:str|None):
+    "bf16 autocast on `device` (a GPU or the CPU) when `amp` is 'bf16'; nothing when it is None."
+    if amp not in AMP_MODES: raise ValueError(f"amp must be null (float32) or 'bf16', got {amp!r}")
+    return nullcontext() if amp is None else torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
 
 # %% ../nbs/04a_loop.ipynb #a669e0ef
 def _rng_state()->dict:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_matching.ipynb #b1352175
 from __future__ import annotations
-import copy, contextlib, functools
+import copy, functools
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 from typing import Callable
@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from fastcore.basics import patch
 from .cam import CamNet, CamNetConfig, cam_to_mask, create_cam_net, load_cam_net
-from .loop import LoopConfig, train_loop, collate, run_config
+from .loop import LoopConfig, train_loop, collate, run_config, amp_context
 from .clip import FrozenCLIP, positive_pairs, cosine
 
 # %% auto #0
@@ -113,7 +113,7 @@ class MatchConfig:
     class_names:tuple|None=None  # names used in the sentences (default: the dataset's class names)
     sim_map:str='cos'            # 'cos' (paper) or 'affine' ((1+s)/2) before the clamp; see `map_similarity`
     cls_weight:float=0.0         # weight of a multi-label soft-margin loss kept from stage 0 (paper: 0)
-    amp:str|None=None            # 'bf16': autocast the mask generator and CLIP forward passes (GPU); None: float32
+    amp:str|None=None            # 'bf16': autocast the mask generator and CLIP forward passes (GPU, bf16 CPU); None: float32
     compile:bool=False           # torch.compile the mask generator and CLIP's image tower (mode 'default', static shapes)
     pair_bucket:int=0            # pad the positive pairs to a multiple of this (fixed shapes for compile); 0: no padding
     channels_last:bool=False     # channels-last memory layout for the images, the mask generator and CLIP
@@ -257,12 +257,6 @@ def show_masked_views(
     fig.tight_layout()
     return fig
 
-# %% ../nbs/08_matching.ipynb #16fb1267
-def _autocast(device:torch.device, amp:str|None):
-    "bf16 autocast on `device` when `amp` is 'bf16', else nothing."
-    if amp is None: return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16)
-
 # %% ../nbs/08_matching.ipynb #51b9af05
 @patch
 def collate(self:MatchLoss, items:list)->dict:
@@ -304,7 +298,7 @@ def views(self:MatchLoss, model:CamNet, batch:dict, pairs:tuple|None=None):
     if pairs is None: pairs, _ = self.pairs(batch)
     if self.cfg.channels_last: x = x.contiguous(memory_format=torch.channels_last)
     net = self.network(model)
-    with _autocast(x.device, self.cfg.amp):
+    with amp_context(x.device, self.cfg.amp):
         out = net(x)
         m = pair_masks(out.cams.float(), pairs, x.shape[-2:], self.cfg.mask_eps)
         fg, bg = self.clip.encode_masked(x, m, pairs)

@@ -313,7 +313,7 @@ def run_cam(
     c = dict(cfg['cam']); c['n_classes'] = c['n_classes'] or len(ds.classes)
     _check_classes(c['n_classes'], ds, 'cam.n_classes')
     mc, lc = (cls(**{f.name: c[f.name] for f in fields(cls)}) for cls in (CamNetConfig, LoopConfig))
-    with _stage_health(cfg, 'cam', out, 'cam', config): _, recs = train_stage0(ds, mc, lc, out=out/'cam', progress=progress, config=dict(pipeline=pipe))
+    with _stage_health(cfg, 'cam', out, 'cam', config): _, recs = train_stage0(ds, mc, lc, out=out/'cam', progress=progress, config=dict(pipeline=pipe), amp=c['amp'])
     s = dict(stage='cam', steps=lc.steps, n_images=len(ds), final=recs[-1] if recs else None, classes=list(ds.classes))
     return _finish(out, 'cam', s, not progress)
 

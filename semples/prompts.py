@@ -17,9 +17,9 @@ from open_clip.transformer import TextTransformer, text_global_pool
 from tqdm.auto import tqdm
 from .core import get_device, load_checkpoint
 from .cam import CamNet
-from .loop import LoopConfig, train_loop, collate, unwrap, init_distributed
+from .loop import LoopConfig, train_loop, collate, unwrap, init_distributed, amp_context
 from .clip import FrozenCLIP, PAPER_TEMPLATE, _check_template, positive_pairs, cosine
-from .matching import pair_masks, sim_max_loss, map_similarity, SIM_CLAMP, SIM_MAPS, _autocast
+from .matching import pair_masks, sim_max_loss, map_similarity, SIM_CLAMP, SIM_MAPS
 
 # %% auto #0
 __all__ = ['token_embeddings', 'prompt_token_ids', 'encode_context', 'init_context', 'PromptEncoder', 'vocabulary_features',
@@ -232,12 +232,12 @@ def background_batch(
     x:torch.Tensor,      # (B, 3, H, W) images in [0, 1]
     pairs:tuple,         # (b_idx, c_idx) of the positive pairs (from CPU labels: no sync)
     mask_eps:float=0.1,  # min-max floor of the soft masks
-    amp:str|None=None,   # 'bf16': autocast (GPU)
+    amp:str|None=None,   # 'bf16': autocast (GPU, bf16 CPU)
 )->torch.Tensor:         # (P, D) float32 normalised features of the background views
     "Background-view features of one batch: the per-batch work of `background_features`."
-    with _autocast(x.device, amp):
+    with amp_context(x.device, amp):
         m = pair_masks(net(x).cams.float() if amp else net(x).cams, pairs, x.shape[-2:], mask_eps)
-        _, bg = clip.encode_masked(x, m, pairs)
+        bg = clip.encode_background(x, m, pairs)
     return bg.float()
 
 # %% ../nbs/09_prompts.ipynb #aff3198a
@@ -433,7 +433,7 @@ def encoder(self:PromptLoss, model:PromptEncoder)->nn.Module:
 @patch
 def __call__(self:PromptLoss, model:PromptEncoder, batch:dict):
     "`L_prompt` with the prompts encoded under `cfg.amp` by the (compiled) encoder."
-    with _autocast(unwrap(model).ctx.device, self.cfg.amp):   # `unwrap`: the model may be DDP-wrapped
+    with amp_context(unwrap(model).ctx.device, self.cfg.amp):   # `unwrap`: the model may be DDP-wrapped
         t = self.encoder(model)().float()        # (C, D), all prompts once
     k = batch['cls']
     s_bg, s_u = cosine(batch['bg'], t[k]), cosine(self.u.to(t.device)[k], t[k])

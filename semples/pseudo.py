@@ -112,10 +112,16 @@ def sweep_thresholds(
     if not ths: raise ValueError("give at least one threshold")
     if not dataset.has_masks: raise ValueError(f"split {dataset.split!r} has no masks: a threshold can only be chosen on a split with ground truth")
     names = ('background',) + tuple(dataset.classes)
-    ms = [SegmentationMetric(len(names), names) for _ in ths]
+    ms, buf = [SegmentationMetric(len(names), names) for _ in ths], []
+    def flush():   # one update per threshold for a run of same-size images, not one per image
+        if not buf: return
+        best, cls, mask = (torch.stack(v) for v in zip(*buf)); buf.clear()
+        for t, m in zip(ths, ms): m.update(torch.where(best > t, cls + 1, 0), mask)   # = argmax over [t, CAMs], ties to background
     for it in tqdm(_cam_items(cams, dataset), total=len(dataset), desc=f'sweep {dataset.split}', disable=not progress or len(dataset) < 50):
         best, cls = _fg_best(it['cams'], it['labels'], it['size'])
-        for t, m in zip(ths, ms): m.update(torch.where(best > t, cls + 1, 0), it['mask'])   # = argmax over [t, CAMs], ties to background
+        if len(buf) == 64 or (buf and buf[-1][0].shape != best.shape): flush()
+        buf.append((best, cls, torch.as_tensor(np.asarray(it['mask'])).long()))
+    flush()
     mi = [m.compute()['miou'] for m in ms]; k = int(np.nanargmax(mi))
     return dict(thresholds=ths, miou=mi, best_threshold=ths[k], best_miou=mi[k], split=dataset.split, n_images=len(dataset))
 

@@ -1,5 +1,5 @@
 "The project's own promises: CLI, README in sync, and the notebook/library sync check."
-import configparser, re, shutil, subprocess, sys
+import configparser, json, re, shutil, subprocess, sys
 from pathlib import Path
 import pytest
 
@@ -23,10 +23,16 @@ def test_cli_help_lists_exactly_the_registry_and_every_command_works():
     assert r.returncode == 0
     listed = re.findall(r'^  (\S+)  ', r.stdout, flags=re.M)
     assert listed == list(COMMANDS)
-    for name in COMMANDS:
-        h = run(exe, name, '--help')
-        assert h.returncode == 0, (name, h.stderr)
-        assert f'semples {name}' in h.stdout
+    # each command's --help in one process (the console script is the one checked above): one torch import, not 20
+    code = ("import contextlib, io, json, sys\nfrom semples.cli import main, COMMANDS\nout = {}\n"
+            "for n in COMMANDS:\n    buf = io.StringIO()\n    with contextlib.redirect_stdout(buf):\n"
+            "        try: main([n, '--help']); rc = 0\n        except SystemExit as e: rc = e.code\n"
+            "    out[n] = (rc, buf.getvalue())\nprint(json.dumps(out))")
+    h = run(sys.executable, '-c', code)
+    assert h.returncode == 0, h.stderr[-3000:]
+    helps = json.loads(h.stdout.strip().splitlines()[-1])
+    assert list(helps) == list(COMMANDS)
+    for name, (rc, text) in helps.items(): assert rc == 0 and f'semples {name}' in text, (name, rc, text[-500:])
 
 def test_cli_unknown_command_exits_2():
     r = run(shutil.which('semples'), 'infoo')
@@ -88,3 +94,10 @@ def test_every_course_notebook_opens_with_why_and_ends_with_exercises():
         md = [''.join(c['source']) for c in json.loads(f.read_text())['cells'] if c['cell_type'] == 'markdown']
         assert 'why' in ' '.join(md[:3]).lower() and 'what you will learn' in ' '.join(md[:4]).lower(), f.name
         assert any('## Exercises' in m for m in md[-3:]), f.name
+
+def test_nbdev_test_still_runs_the_notebooks():
+    "The test command runs the notebooks once, through `semples render` (nbdev_test's engine); `nbdev_test` itself keeps working on them."
+    exe = shutil.which('nbdev_test')
+    assert exe, 'nbdev_test is not installed: pip install -e ".[dev]"'
+    r = run(exe, '--path', 'nbs/00_core.ipynb', '--n_workers', '0')
+    assert r.returncode == 0 and 'Success' in r.stdout + r.stderr, (r.stdout + r.stderr)[-3000:]

@@ -2,10 +2,10 @@
 import math
 import pytest
 from semples.core import load_json, project_root
-from semples.research.results import RESULTS_FILE, REPLICATION_FILE, DEV_TRIES_FILE, summarize, check_claims, dev_tries_table
+from semples.research.results import RESULTS_FILE, REPLICATION_FILE, QUICK_FILE, DEV_TRIES_FILE, summarize, check_claims, dev_tries_table
 from semples.research.diagnosis import LOCAL_FILE, LOCAL_DEV_FILE, LOCAL_RIM_DEV_FILE, COOC85_DEV_FILE, OBJECTIVE_FILE, ERRORS_FILE, ERROR_BINS
 
-@pytest.mark.parametrize('name', [RESULTS_FILE, REPLICATION_FILE, LOCAL_FILE, LOCAL_DEV_FILE, LOCAL_RIM_DEV_FILE, COOC85_DEV_FILE])
+@pytest.mark.parametrize('name', [RESULTS_FILE, REPLICATION_FILE, QUICK_FILE, LOCAL_FILE, LOCAL_DEV_FILE, LOCAL_RIM_DEV_FILE, COOC85_DEV_FILE])
 def test_ablation_summary_recomputes(name):
     res = load_json(project_root()/name)
     assert res['summary'] == summarize(res['runs'])
@@ -15,6 +15,15 @@ def test_ablation_summary_recomputes(name):
 def test_replication_seeds_are_fresh():
     a, b, c = (set(load_json(project_root()/f)['summary']['seeds']) for f in (RESULTS_FILE, REPLICATION_FILE, LOCAL_FILE))
     assert not a & b and not c & (a | b) and not {0, 1, 2} & (a | b | c)   # never the development seeds 1-2 or the demo's seed 0
+
+def test_quick_runs_are_the_demo_config_on_the_preregistered_seeds():
+    "results/toyworld_ablation_quick.json: the demo's config (configs/toyworld.json) on the seeds of the full-length ablation."
+    from semples.config import load_config
+    q, full, demo = load_json(project_root()/QUICK_FILE), load_json(project_root()/RESULTS_FILE), load_config(project_root()/'configs'/'toyworld.json')
+    assert q['summary']['seeds'] == full['summary']['seeds']
+    for r in q['runs']:
+        assert {k: r['config'][k] for k in ('cam', 'match', 'refine')} == {k: {**demo[k], 'seed': r['seed']} for k in ('cam', 'match', 'refine')}
+    assert all(r['config']['stage0_batch'] == 64 and r['config']['match']['steps'] == r['config']['refine']['steps'] == 300 for r in full['runs'])   # = configs/toyworld_full.json
 
 @pytest.mark.parametrize('name', [LOCAL_FILE, LOCAL_DEV_FILE, LOCAL_RIM_DEV_FILE])
 def test_local_context_runs_are_local(name):

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/research/03_bench.ipynb #ad61efb6
 from __future__ import annotations
-import contextlib, copy, json, math, tempfile, time
+import contextlib, copy, functools, json, math, tempfile, time
 from pathlib import Path
 import numpy as np
 import torch
@@ -12,15 +12,17 @@ import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 from ..core import get_device, save_json, VOC_CLASSES
 from ..clip import FrozenCLIP, load_clip, random_clip_dir, positive_pairs, cosine, TINY_CLIP_CFG
-from ..cam import create_cam_net, voc_cam_config, toy_cam_config, stage0_loss, infer_cams, cam_to_mask
-from ..matching import pad_pairs, sim_max_loss, sim_min_loss, voc_match_config, MatchLoss
+from ..cam import create_cam_net, voc_cam_config, toy_cam_config, stage0_loss, amp_stage0_loss, infer_cams, cam_to_mask
+from ..matching import pad_pairs, pair_masks, sim_max_loss, sim_min_loss, voc_match_config, MatchLoss
+from ..loop import collate
 from ..prompts import PromptEncoder, PromptLoss, voc_prompt_config, background_batch
 from ..refine import RefineLoss, voc_refine_config
 from ..segment import SegConfig, create_segmenter, seg_loss
 
 # %% auto #0
 __all__ = ['BF16_PEAK_TFLOPS', 'STAGES', 'device_name', 'bf16_peak', 'time_steps', 'count_flops', 'synthetic_labels',
-           'synthetic_batches', 'ReferenceStep', 'bench_markdown', 'run_bench', 'plot_bench']
+           'synthetic_batches', 'ReferenceStep', 'bench_markdown', 'run_bench', 'plot_bench', 'profile_step',
+           'toy_bench_markdown', 'run_toy_bench']
 
 # %% ../../nbs/research/03_bench.ipynb #8cd03117
 BF16_PEAK_TFLOPS = {  # vendor data-sheet dense bf16 tensor-core peaks (TFLOP/s, no sparsity); matched as substrings, longest first
@@ -355,6 +357,14 @@ def _ratios(rows:list)->dict:
             out[stage] = dict(ratio=rs['fast']['items_per_s'] / rs[base]['items_per_s'], fast='fast', baseline=base)
     return out
 
+# %% ../../nbs/research/03_bench.ipynb #0c8d2f41
+def _saved(res:dict, out:str|None)->dict:
+    "Write `res` as JSON to `out` (a folder gets bench.json); return it."
+    if out is not None:
+        p = Path(out); p = p if p.suffix == '.json' else p/'bench.json'
+        p.parent.mkdir(parents=True, exist_ok=True); save_json(res, p)
+    return res
+
 # %% ../../nbs/research/03_bench.ipynb #c37424d6
 def run_bench(
     stages:str='cam,match,prompts,refine,pseudo,segment', # comma-separated stages (prompts brings its feature pass, prompts_feat)
@@ -375,11 +385,14 @@ def run_bench(
     n_ctx:int=30,                     # prompt length L of stage (b) (the paper's 30)
     peak_tflops:float=0.0,            # the card's dense bf16 peak in TFLOP/s (0: look it up by name)
     tiny:bool=False,                  # CPU smoke run: tiny random CLIP, toy CAM net and segmenter, 64 px, batch 4, 2 steps
+    toy:bool|None=None,               # the ToyWorld CPU benchmark instead (`run_toy_bench`); None: on for device cpu unless tiny
     out:str|None=None,                # write the results as JSON here (a folder gets bench.json)
     quiet:bool=False,                 # do not print the table
 )->dict:                              # device, peak, rows (one per stage and variant), ratios
     "Time each SemPLeS stage's training step (fast settings, and the baselines side by side) with random weights and synthetic inputs."
-    dev, wanted = get_device(device), _wanted(stages, compile_stages)
+    dev = get_device(device)
+    if toy or (toy is None and not tiny and dev.type == 'cpu'): return _saved(run_toy_bench(steps=steps, warmup=min(warmup, 2), quiet=quiet), out)
+    wanted = _wanted(stages, compile_stages)
     if tiny: size, batch, steps, warmup, seg_batch, prompt_batch = (64 if size == 224 else size), min(batch, 4), min(steps, 2), min(warmup, 1), min(seg_batch, 2), min(prompt_batch, 8)
     name = device_name(dev)
     peak, note = (float(peak_tflops), 'given') if peak_tflops else ((float('nan'), 'CPU: no bf16 tensor-core peak') if dev.type == 'cpu' else bf16_peak(name))
@@ -391,10 +404,7 @@ def run_bench(
                pair_bucket=pair_bucket, clip=clip if not tiny else 'tiny random', backbone=backbone if not tiny else ctx.cam_cfg.backbone,
                tiny=tiny, rows=rows, ratios=_ratios(rows))
     if not quiet: print(bench_markdown(res), flush=True)
-    if out is not None:
-        p = Path(out); p = p if p.suffix == '.json' else p/'bench.json'
-        p.parent.mkdir(parents=True, exist_ok=True); save_json(res, p)
-    return res
+    return _saved(res, out)
 
 # %% ../../nbs/research/03_bench.ipynb #11e90d37
 def plot_bench(
@@ -412,3 +422,100 @@ def plot_bench(
     fig.suptitle(title or f"{res['device']}{' (tiny CPU smoke run)' if res['tiny'] else ''}", fontsize=9)
     fig.tight_layout()
     return fig
+
+# %% ../../nbs/research/03_bench.ipynb #c3ec4b50
+class _ToyCtx:
+    "What the ToyWorld CPU rows share: the config, its training split, its CLIP and one stage-0 network."
+    def __init__(self, cfg:dict):
+        from semples.pipeline import open_dataset, open_clip_model
+        self.cfg, self.ds = cfg, open_dataset(cfg, cfg['data']['train_split'], 'train')
+        self.clip = open_clip_model(cfg, 'cpu')
+        torch.manual_seed(0); self.net = create_cam_net(toy_cam_config(n_classes=len(self.ds.classes)))
+    def batch(self, n:int)->dict: return collate([self.ds[i] for i in range(min(n, len(self.ds)))])
+    def net_copy(self, fast:bool)->nn.Module:
+        "The stage-0 network as run (channels-last) or plain (NCHW)."
+        net = copy.deepcopy(self.net)
+        return net if fast else net.to(memory_format=torch.contiguous_format)
+
+# %% ../../nbs/research/03_bench.ipynb #3d4966e6
+def _toy_cam(ctx:_ToyCtx, fast:bool):
+    "Stage 0: one optimiser step of the multi-label loss (as run: with `cam.amp`)."
+    c = ctx.cfg['cam']; net, b = ctx.net_copy(fast), ctx.batch(c['batch_size'])
+    loss = functools.partial(amp_stage0_loss, amp=c['amp']) if fast and c['amp'] else stage0_loss
+    step = _train_step(lambda bb: loss(net, bb), torch.optim.Adam(net.parameters(), c['lr']))
+    return lambda i: step(b)
+
+def _toy_mask(ctx:_ToyCtx, fast:bool, stage:str='match'):
+    "Stage (a) or (c): one optimiser step of `MatchLoss` / `RefineLoss` through the frozen CLIP."
+    from semples.pipeline import stage_settings
+    sc, net = stage_settings(ctx.cfg)[stage], ctx.net_copy(fast)
+    bg = nn.functional.normalize(torch.randn(len(ctx.ds.classes), ctx.clip.embed_dim, generator=torch.Generator().manual_seed(1)), dim=-1)
+    loss = MatchLoss(ctx.clip, ctx.ds.classes, sc) if stage == 'match' else RefineLoss(ctx.clip, ctx.ds.classes, sc, bg)
+    b = loss.collate([ctx.ds[i] for i in range(min(sc.batch_size, len(ctx.ds)))])
+    step = _train_step(lambda bb: loss(net, bb), torch.optim.Adam(net.parameters(), sc.lr))
+    return lambda i: step(b)
+
+# %% ../../nbs/research/03_bench.ipynb #ab46cf45
+def _toy_features(ctx:_ToyCtx, fast:bool):
+    "Stage (b)'s feature pass on one batch: background views through CLIP (plain: both views, as `encode_masked` does)."
+    p = ctx.cfg['prompts']; net, b = ctx.net_copy(fast).eval(), ctx.batch(128)
+    pairs = positive_pairs(b['labels'])
+    if fast: return lambda i: background_batch(net, ctx.clip, b['image'], pairs, p['mask_eps'], p['amp'])
+    @torch.no_grad()
+    def plain(i): return ctx.clip.encode_masked(b['image'], pair_masks(net(b['image']).cams, pairs, b['image'].shape[-2:], p['mask_eps']), pairs)[1]
+    return plain
+
+def _toy_infer(ctx:_ToyCtx, fast:bool):
+    "`pseudo` and `score`: flip-averaged CAMs of one batch of 64 images."
+    net, b = ctx.net_copy(fast).eval(), ctx.batch(64)
+    return torch.no_grad()(lambda i: infer_cams(net, b['image'], b['labels'], flip=True))
+
+# %% ../../nbs/research/03_bench.ipynb #54a2a478
+_TOY_ROWS = dict(cam=_toy_cam, match=functools.partial(_toy_mask, stage='match'), prompts_feat=_toy_features,
+                 refine=functools.partial(_toy_mask, stage='refine'), pseudo=_toy_infer)   # stage -> builder(ctx, fast)
+
+# %% ../../nbs/research/03_bench.ipynb #54bb3947
+def profile_step(step, n:int=3, top:int=5)->dict:
+    "Operators that take a step's time (torch.profiler, CPU), and the share of the step outside any operator."
+    from torch.profiler import profile, ProfilerActivity
+    step(0); t = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for i in range(n): step(i)
+    wall = (time.perf_counter() - t) * 1000 / n
+    ev = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
+    in_ops = sum(e.self_cpu_time_total for e in ev) / 1000 / n
+    return dict(step_ms=wall, outside_ops=max(0.0, 1 - in_ops / wall), top=[(e.key, e.self_cpu_time_total / 1000 / n / wall) for e in ev[:top]])
+
+# %% ../../nbs/research/03_bench.ipynb #52ad537a
+def toy_bench_markdown(res:dict)->str:
+    "The rows of `run_toy_bench` as a table, then each stage's top operators."
+    lines = [f"CPU, {res['threads']} torch threads, torch {res['torch']} | {res['steps']} timed steps after {res['warmup']} | config {res['config']}", '',
+             '| stage | plain steps/s | as run steps/s | ratio | items per step |', '|---|---|---|---|---|']
+    for st, r in res['rows'].items():
+        lines.append(f"| {st} | {_fmt(r['plain'], 2)} | {_fmt(r['fast'], 2)} | {_fmt(r['ratio'], 2)}x | {r['items']} |")
+    for st, pr in res['profile'].items():
+        lines.append(f"\n{st}: {pr['step_ms']:.0f} ms/step under the profiler, {100 * pr['outside_ops']:.0f}% outside operators; top: "
+                     + ', '.join(f"{k} {100 * v:.0f}%" for k, v in pr['top']))
+    return '\n'.join(lines)
+
+# %% ../../nbs/research/03_bench.ipynb #ded1b0e1
+def run_toy_bench(
+    config:str|None=None,   # a ToyWorld config file (default: configs/toyworld.json, the demo's)
+    steps:int=10,           # timed steps per row
+    warmup:int=2,           # untimed steps per row first
+    profile:bool=True,      # also profile the "as run" step of each stage
+    quick:bool=False,       # shrink the world and batches (a smoke run; numbers meaningless)
+    quiet:bool=False,
+)->dict:                    # rows: stage -> plain, fast (steps/s), ratio, items; profile: stage -> operators
+    "Steps per second of each ToyWorld stage on the CPU, plain and as the pipeline runs it, in one process."
+    from semples.demo import demo_config
+    ctx = _ToyCtx(demo_config(None, quick, config))
+    rows, prof, cpu = {}, {}, torch.device('cpu')
+    for st, build in _TOY_ROWS.items():
+        ms = {v: time_steps(build(ctx, v == 'fast'), cpu, steps, warmup) for v in ('plain', 'fast')}
+        items = {'cam': ctx.cfg['cam']['batch_size'], 'prompts_feat': 128, 'pseudo': 64}.get(st, ctx.cfg['match']['batch_size'])
+        rows[st] = dict(plain=1000 / ms['plain'], fast=1000 / ms['fast'], ratio=ms['plain'] / ms['fast'], items=min(items, len(ctx.ds)))
+        if profile: prof[st] = profile_step(build(ctx, True))
+    res = dict(torch=torch.__version__, threads=torch.get_num_threads(), steps=steps, warmup=warmup, config=config or 'configs/toyworld.json', rows=rows, profile=prof)
+    if not quiet: print(toy_bench_markdown(res), flush=True)
+    return res

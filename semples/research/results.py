@@ -11,14 +11,15 @@ from ..core import atomic_write, save_json, load_json, project_root
 from ..pipeline import ROWS, ROW_LABELS
 
 # %% auto #0
-__all__ = ['RESULTS_FILE', 'REPLICATION_FILE', 'RESULT_FIELDS', 'SENSITIVITY_FILE', 'DEV_TRIES_FILE', 'summarize', 'check_claims',
-           'ablation_table', 'plot_ablation', 'results_markdown', 'update_results', 'ablation_rows', 'collect_ablation',
-           'grid_cells', 'sensitivity_grid', 'plot_sensitivity', 'claims_markdown', 'dev_tries_table',
-           'retrain_and_score']
+__all__ = ['RESULTS_FILE', 'REPLICATION_FILE', 'QUICK_FILE', 'RESULT_FIELDS', 'SENSITIVITY_FILE', 'DEV_TRIES_FILE', 'summarize',
+           'check_claims', 'ablation_table', 'plot_ablation', 'results_markdown', 'update_results', 'ablation_rows',
+           'collect_ablation', 'grid_cells', 'sensitivity_grid', 'plot_sensitivity', 'claims_markdown',
+           'dev_tries_table', 'retrain_and_score']
 
 # %% ../../nbs/research/01_results.ipynb #dbd0b834
 RESULTS_FILE = 'results/toyworld_ablation.json'
 REPLICATION_FILE = 'results/toyworld_ablation_seeds31-33.json'   # the same ablation on three more fresh seeds (run after the tries)
+QUICK_FILE = 'results/toyworld_ablation_quick.json'   # the demo's own config (quick lengths, four rows) on the seeds 21-23
 
 # %% ../../nbs/research/01_results.ipynb #73907619
 def summarize(
@@ -257,12 +258,12 @@ def _claim_value(claim:str, v:float)->str:
 
 # %% ../../nbs/research/01_results.ipynb #65c07aa5
 def claims_markdown(
-    sets:dict|None=None,   # column label -> a stored ablation file's dict (with 'claims'); default: RESULTS_FILE and REPLICATION_FILE
+    sets:dict|None=None,   # column label -> a stored ablation file's dict (with 'claims'); default: RESULTS_FILE, REPLICATION_FILE, QUICK_FILE
 )->str:                    # markdown table: one row per claim, one column per set
     "The claims of the ablation as a markdown table: value on the mean over seeds, seeds holding, and the verdict."
     if sets is None:
         sets = {}
-        for label, name in (('seeds 21-23 (preregistered)', RESULTS_FILE), ('seeds 31-33 (replication)', REPLICATION_FILE)):
+        for label, name in (('seeds 21-23 (preregistered)', RESULTS_FILE), ('seeds 31-33 (replication)', REPLICATION_FILE), ('seeds 21-23, the demo config', QUICK_FILE)):
             p = project_root()/name
             if not p.is_file(): raise FileNotFoundError(f"{p} is missing: run the slow cell of nbs/research/01_results.ipynb (or restore the file from git)")
             sets[label] = load_json(p)
