@@ -12,8 +12,8 @@ from fastcore.basics import patch
 from .core import atomic_write, save_json, save_mask
 
 # %% auto #0
-__all__ = ['TOY_CLASSES', 'TOY_BACKGROUNDS', 'COOCCURRENCE', 'OUTLINE', 'CONTEXTS', 'background_image', 'draw_object', 'caption',
-           'ToyWorld', 'visibility', 'background_map', 'cooccurrence_matrix', 'export_voc']
+__all__ = ['TOY_CLASSES', 'TOY_BACKGROUNDS', 'COOCCURRENCE', 'OUTLINE', 'CONTEXTS', 'NEUTRAL', 'background_image', 'draw_object',
+           'caption', 'ToyWorld', 'visibility', 'background_map', 'cooccurrence_matrix', 'export_voc']
 
 # %% ../nbs/01_toyworld.ipynb #b4cd5435
 TOY_CLASSES = ('boat', 'train', 'plane', 'cow', 'car', 'camel')
@@ -211,7 +211,8 @@ def caption(
     return text + (f' on {background}' if background else '')
 
 # %% ../nbs/01_toyworld.ipynb #a191a409
-CONTEXTS = ('scene', 'local')  # where an image's background shows: everywhere, or in a patch around each object
+CONTEXTS = ('scene', 'local', 'region')  # where an image's background shows: everywhere, in a patch around each object, or in a band bordering the first
+NEUTRAL = 'plain'  # the region world's background outside the band: no class's own (index len(TOY_BACKGROUNDS) in `background_map`)
 
 # %% ../nbs/01_toyworld.ipynb #365a7b91
 def _check_prob(name, p):
@@ -236,7 +237,7 @@ class ToyWorld:
                  seed:int=0,           # world seed: same (seed, i) gives the same sample
                  classes:list|None=None, # subset of `TOY_CLASSES` that may appear (mask indices keep `TOY_CLASSES` numbering)
                  p_caption_bg:float=0.5, # probability that an object caption names the background
-                 context:str='scene', # 'scene': the background fills the image; 'local': only a patch around each object
+                 context:str='scene', # 'scene': the background fills the image; 'local': a patch around each object; 'region': a band bordering the first
                 ):
         if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 32:
             raise ValueError(f"size must be an integer >= 32 (pixels per side), got {size!r}")
@@ -304,6 +305,19 @@ def _patches(boxes:list, S:int)->np.ndarray:
         d.ellipse([cx - 0.8 * w, cy - 0.75 * h, cx + 0.8 * w, cy + 0.75 * h], fill=255)
     return np.asarray(region) > 0
 
+# %% ../nbs/01_toyworld.ipynb #7159e3ba
+def _plain(rng, size):
+    "The region world's neutral background: a pale, faintly mottled plaster that no class goes with."
+    return np.array([176, 170, 160], np.float32) + 6 * _noise(rng, size, max(8, size // 4))[..., None]
+
+def _band(box, bg:str, S:int, rng)->np.ndarray:
+    "The region world's context: a full-width band of 20-40% of the image under the box (around it for sky)."
+    hb = rng.uniform(0.2, 0.4) * S
+    if box is None: top = rng.uniform(0, S - hb)
+    else: x0, y0, w, h = box; top = y0 + h / 2 - hb / 2 if bg == 'sky' else y0 + 0.6 * h
+    top = float(np.clip(top, 0, S - hb)); rows = np.arange(S)[:, None] + 0.5
+    return np.broadcast_to((rows >= top) & (rows < top + hb), (S, S)).copy()
+
 # %% ../nbs/01_toyworld.ipynb #e608ffec
 @patch
 def _render(self:ToyWorld, names:list, bg:str, rng, id_:str)->dict:
@@ -312,12 +326,15 @@ def _render(self:ToyWorld, names:list, bg:str, rng, id_:str)->dict:
         img, owns = background_image(bg, S, rng), []
         for n in names:
             boxes.append(_place(n, len(names), S, rng, boxes)); owns.append(draw_object(img, mask, n, boxes[-1], rng))
-    else:                         # far background, the patches of `bg` around all boxes, then the objects
+    else:                         # far background, `bg` in the patches around all boxes (or a band under the first), then the objects
         others = [b for b in TOY_BACKGROUNDS if b != bg]
-        far = others[rng.integers(len(others))] if names else bg
-        img, near = background_image(far, S, rng), background_image(bg, S, rng)
+        far = NEUTRAL if self.context == 'region' else others[rng.integers(len(others))] if names else bg
+        img = np.clip(_plain(rng, S), 0, 255).astype(np.uint8) if far == NEUTRAL else background_image(far, S, rng)
+        near = background_image(bg, S, rng)
         for n in names: boxes.append(_place(n, len(names), S, rng, boxes))
-        ctx = _patches(boxes, S); img[ctx] = near[ctx]
+        ctx = _band(boxes[0] if boxes else None, bg, S, rng) if self.context == 'region' else _patches(boxes, S)
+        if self.context == 'region': near = np.roll(near, int(round(np.flatnonzero(ctx[:, 0]).mean() - S / 2)), axis=0)   # rails, road marks into the band
+        img[ctx] = near[ctx]
         owns = [draw_object(img, mask, n, box, rng) for n, box in zip(names, boxes)]
         extra = dict(context=ctx, far=far)
     instances = [n for j, n in enumerate(names) if (owns[j] & (mask == TOY_CLASSES.index(n) + 1)).any()]  # still visible
@@ -387,11 +404,11 @@ def visibility(
 # %% ../nbs/01_toyworld.ipynb #f23f32af
 def background_map(
     sample:dict, # a ToyWorld sample
-)->np.ndarray:   # (H, W) uint8: index in `TOY_BACKGROUNDS` of the background each pixel shows (objects included)
+)->np.ndarray:   # (H, W) uint8: index in `TOY_BACKGROUNDS` of the background each pixel shows (objects included; NEUTRAL: 6)
     "Which background each pixel of a sample shows: its `background` everywhere (scene world), or in its patches (local world)."
     H, W = sample['mask'].shape
     out = np.full((H, W), TOY_BACKGROUNDS.index(sample['background']), np.uint8)
-    if 'context' in sample: out[~sample['context']] = TOY_BACKGROUNDS.index(sample['far'])
+    if 'context' in sample: out[~sample['context']] = len(TOY_BACKGROUNDS) if sample['far'] == NEUTRAL else TOY_BACKGROUNDS.index(sample['far'])
     return out
 
 # %% ../nbs/01_toyworld.ipynb #bc237075

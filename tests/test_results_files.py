@@ -1,5 +1,5 @@
 "The stored ToyWorld results agree with themselves: each summary and claim list recomputes from the per-seed metrics stored next to it (scene and local worlds), the error bins add up, and the development tries hold their defaults."
-import math
+import json, math
 import pytest
 from semples.core import load_json, project_root
 from semples.research.results import RESULTS_FILE, REPLICATION_FILE, QUICK_FILE, DEV_TRIES_FILE, summarize, check_claims, dev_tries_table
@@ -72,3 +72,12 @@ def test_cooc85_runs_are_scene_dev_seeds():
     d = load_json(project_root()/COOC85_DEV_FILE)
     assert d['summary']['seeds'] == [1, 2] and d['dataset'] == 'toyworld-scene-cooc85'
     assert d['clip']['context'] == 'scene' and d['clip']['p_cooc'] == 0.85 and all(r['config']['context'] == 'scene' for r in d['runs'])
+
+def test_region_gate_recomputes_on_development_seeds():
+    "results/toyworld_region_gate.json: each world's verdict follows from its stored rows, measured on the development seeds only."
+    from semples.research.mechanism import GATE_FILE, gate_verdict
+    g = load_json(project_root()/GATE_FILE)
+    assert set(g['seeds']) <= {1, 2} and g['runs']
+    for ctx, rows in g['runs'].items():
+        assert all(r['context'] == ctx for r in rows)
+        assert g['verdicts'][ctx] == json.loads(json.dumps(gate_verdict(rows)))
