@@ -101,3 +101,12 @@ def test_nbdev_test_still_runs_the_notebooks():
     assert exe, 'nbdev_test is not installed: pip install -e ".[dev]"'
     r = run(exe, '--path', 'nbs/00_core.ipynb', '--n_workers', '0')
     assert r.returncode == 0 and 'Success' in r.stdout + r.stderr, (r.stdout + r.stderr)[-3000:]
+
+def test_every_notebook_names_its_kernel():
+    "Each notebook stores the python3 kernelspec (nbdev_clean keeps it): JupyterLab opens it without a 'Select Kernel' dialog and saves it unchanged."
+    nbs = sorted((ROOT / 'nbs').rglob('*.ipynb'))
+    assert nbs
+    for p in nbs:
+        if '.ipynb_checkpoints' in p.parts: continue
+        ks = json.loads(p.read_text(encoding='utf-8'))['metadata'].get('kernelspec')
+        assert ks == {'display_name': 'python3', 'language': 'python', 'name': 'python3'}, (p.name, ks)
