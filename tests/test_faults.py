@@ -101,6 +101,11 @@ def test_second_writer_is_refused_and_a_dead_holder_blocks_nothing(tmp_path, cap
 def test_kill_9_mid_training_and_a_cut_log_resume_exactly(tmp_path, capsys):
     """`semples cam` killed with SIGKILL after its first checkpoint, its log cut mid-line (as a full disk or a kill
     mid-write leaves it): the rerun skips the cut line and ends with the weights of an uninterrupted run."""
+    threads = torch.get_num_threads(); torch.set_num_threads(1)   # the killed run has one thread: so do the resume and the reference
+    try: _kill_and_resume(tmp_path, capsys)
+    finally: torch.set_num_threads(threads)
+
+def _kill_and_resume(tmp_path, capsys):
     cfg, out = tiny_config(tmp_path, steps=KILL_STEPS, ckpt_every=10, log_every=10), tmp_path/'run'
     first = subprocess.Popen([sys.executable, '-m', 'semples.cli', 'cam', '--config', str(cfg), '--out', str(out), '--quiet'],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, 'OMP_NUM_THREADS': '1'})
@@ -108,6 +113,7 @@ def test_kill_9_mid_training_and_a_cut_log_resume_exactly(tmp_path, capsys):
     while not (out/'cam'/'checkpoint.pt').exists() and first.poll() is None and time.time() - t0 < 120: time.sleep(0.02)
     first.send_signal(signal.SIGKILL); first.wait()
     assert not (out/'cam'/'summary.json').exists(), 'the run finished before it could be killed: raise KILL_STEPS'
+    assert (out/'cam'/'checkpoint.pt').exists(), 'the run was killed before its first checkpoint'
     with open(out/'cam'/'metrics.jsonl', 'a') as f: f.write('{"step": 99, "lo')   # the write the kill cut short
     assert run_main(capsys, 'cam', '--config', cfg, '--out', out, '--quiet')[0] == 0
     steps = [r['step'] for r in read_jsonl(out/'cam'/'metrics.jsonl') if 'loss' in r]
