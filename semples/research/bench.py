@@ -443,7 +443,7 @@ def _toy_cam(ctx:_ToyCtx, fast:bool):
     c = ctx.cfg['cam']; net, b = ctx.net_copy(fast), ctx.batch(c['batch_size'])
     loss = functools.partial(amp_stage0_loss, amp=c['amp']) if fast and c['amp'] else stage0_loss
     step = _train_step(lambda bb: loss(net, bb), torch.optim.Adam(net.parameters(), c['lr']))
-    return lambda i: step(b)
+    return (lambda i: step(b)), len(b['image'])
 
 def _toy_mask(ctx:_ToyCtx, fast:bool, stage:str='match'):
     "Stage (a) or (c): one optimiser step of `MatchLoss` / `RefineLoss` through the frozen CLIP."
@@ -453,26 +453,26 @@ def _toy_mask(ctx:_ToyCtx, fast:bool, stage:str='match'):
     loss = MatchLoss(ctx.clip, ctx.ds.classes, sc) if stage == 'match' else RefineLoss(ctx.clip, ctx.ds.classes, sc, bg)
     b = loss.collate([ctx.ds[i] for i in range(min(sc.batch_size, len(ctx.ds)))])
     step = _train_step(lambda bb: loss(net, bb), torch.optim.Adam(net.parameters(), sc.lr))
-    return lambda i: step(b)
+    return (lambda i: step(b)), len(b['image'])
 
 # %% ../../nbs/research/03_bench.ipynb #ab46cf45
 def _toy_features(ctx:_ToyCtx, fast:bool):
     "Stage (b)'s feature pass on one batch: background views through CLIP (plain: both views, as `encode_masked` does)."
     p = ctx.cfg['prompts']; net, b = ctx.net_copy(fast).eval(), ctx.batch(128)
     pairs = positive_pairs(b['labels'])
-    if fast: return lambda i: background_batch(net, ctx.clip, b['image'], pairs, p['mask_eps'], p['amp'])
+    if fast: return (lambda i: background_batch(net, ctx.clip, b['image'], pairs, p['mask_eps'], p['amp'])), len(b['image'])
     @torch.no_grad()
     def plain(i): return ctx.clip.encode_masked(b['image'], pair_masks(net(b['image']).cams, pairs, b['image'].shape[-2:], p['mask_eps']), pairs)[1]
-    return plain
+    return plain, len(b['image'])
 
 def _toy_infer(ctx:_ToyCtx, fast:bool):
     "`pseudo` and `score`: flip-averaged CAMs of one batch of 64 images."
     net, b = ctx.net_copy(fast).eval(), ctx.batch(64)
-    return torch.no_grad()(lambda i: infer_cams(net, b['image'], b['labels'], flip=True))
+    return torch.no_grad()(lambda i: infer_cams(net, b['image'], b['labels'], flip=True)), len(b['image'])
 
 # %% ../../nbs/research/03_bench.ipynb #54a2a478
 _TOY_ROWS = dict(cam=_toy_cam, match=functools.partial(_toy_mask, stage='match'), prompts_feat=_toy_features,
-                 refine=functools.partial(_toy_mask, stage='refine'), pseudo=_toy_infer)   # stage -> builder(ctx, fast)
+                 refine=functools.partial(_toy_mask, stage='refine'), pseudo=_toy_infer)   # stage -> builder(ctx, fast) -> (step, items per step)
 
 # %% ../../nbs/research/03_bench.ipynb #54bb3947
 def profile_step(step, n:int=3, top:int=5)->dict:
@@ -512,10 +512,10 @@ def run_toy_bench(
     ctx = _ToyCtx(demo_config(None, quick, config))
     rows, prof, cpu = {}, {}, torch.device('cpu')
     for st, build in _TOY_ROWS.items():
-        ms = {v: time_steps(build(ctx, v == 'fast'), cpu, steps, warmup) for v in ('plain', 'fast')}
-        items = {'cam': ctx.cfg['cam']['batch_size'], 'prompts_feat': 128, 'pseudo': 64}.get(st, ctx.cfg['match']['batch_size'])
-        rows[st] = dict(plain=1000 / ms['plain'], fast=1000 / ms['fast'], ratio=ms['plain'] / ms['fast'], items=min(items, len(ctx.ds)))
-        if profile: prof[st] = profile_step(build(ctx, True))
+        (plain, _), (fast, items) = build(ctx, False), build(ctx, True)
+        ms = {v: time_steps(f, cpu, steps, warmup) for v, f in (('plain', plain), ('fast', fast))}
+        rows[st] = dict(plain=1000 / ms['plain'], fast=1000 / ms['fast'], ratio=ms['plain'] / ms['fast'], items=items)
+        if profile: prof[st] = profile_step(build(ctx, True)[0])
     res = dict(torch=torch.__version__, threads=torch.get_num_threads(), steps=steps, warmup=warmup, config=config or 'configs/toyworld.json', rows=rows, profile=prof)
     if not quiet: print(toy_bench_markdown(res), flush=True)
     return res

@@ -9,7 +9,8 @@ import numpy as np
 from ..core import save_json, load_json, project_root
 
 # %% auto #0
-__all__ = ['GATE_FILE', 'GATE_BARS', 'world_config', 'stage0_gate', 'gate_verdict', 'gate_table', 'run_gate', 'gate_cli']
+__all__ = ['GATE_FILE', 'GATE_BARS', 'world_config', 'stage0_gate', 'gate_verdict', 'gate_table', 'plot_gate', 'run_gate',
+           'gate_cli']
 
 # %% ../../nbs/research/05_mechanism.ipynb #2c8238d2
 GATE_FILE = 'results/toyworld_region_gate.json'  # the gate on the development seeds (slow cell below; `semples gate`)
@@ -69,6 +70,21 @@ def gate_table(res:dict)->str:
         lines.append(f"\n{ctx}: own share {100 * v['means']['own_share']:.1f}% (bar {100 * v['bars']['own_share']:.0f}%), leak ratio "
                      f"{v['means']['leak_ratio']:.1f}x (bar {v['bars']['leak_ratio']:.0f}x): gate {'passes' if v['passes'] else 'FAILS'}")
     return '\n'.join(lines)
+
+# %% ../../nbs/research/05_mechanism.ipynb #017e0b11
+def plot_gate(res:dict, ax=None):
+    "Stacked bars: where stage 0's wrong pixels lie (the error bins of 02_diagnosis), one bar per (world, seed)."
+    import matplotlib.pyplot as plt
+    from semples.research.diagnosis import ERROR_BINS
+    rows = [(f"{c}\nseed {r['seed']}", r['shares']) for c, rs in res['runs'].items() for r in rs]
+    ax = ax if ax is not None else plt.subplots(figsize=(1.3 * len(rows) + 2.5, 3))[1]
+    bottom = np.zeros(len(rows))
+    for b in ERROR_BINS:
+        v = np.array([sh[b] for _, sh in rows]); ax.bar(range(len(rows)), v, bottom=bottom, label=b.replace('_', ' ')); bottom += v
+    ax.axhline(GATE_BARS['own_share'], color='k', ls=':', lw=1)   # the own region's bar (its bin is 'own background')
+    ax.set_xticks(range(len(rows)), [n for n, _ in rows], fontsize=8); ax.set_ylabel("share of stage 0's wrong pixels")
+    ax.legend(fontsize=7, bbox_to_anchor=(1.01, 1), loc='upper left'); ax.set_title('where stage 0 errs (dotted: the 30% bar for the own region)', fontsize=9)
+    return ax
 
 # %% ../../nbs/research/05_mechanism.ipynb #8e7f30cf
 def run_gate(

@@ -132,7 +132,7 @@ def ablation_rows(
     n_test:int=1000,     # test images per seed (the runs' `data.world.n_test`)
     dataset:str='toyworld', # the dataset column ('toyworld-local' for the local-context world)
     source:str='nbs/research/01_results', # the notebook that shows the rows (named in the note)
-)->list:                 # rows with `semples.segment.RESULT_FIELDS` keys
+)->list:                 # rows with `RESULT_FIELDS` keys
     "One results.csv row per ablation row: mean test mIoU over the seeds, std and per-seed values in the note."
     seeds = ','.join(str(x) for x in s['seeds'])
     rows = []
