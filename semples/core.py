@@ -11,10 +11,11 @@ import torch
 from PIL import Image
 
 # %% auto #0
-__all__ = ['USER_ERRORS', 'VOC_CLASSES', 'IGNORE_INDEX', 'seed_everything', 'get_device', 'atomic_write', 'save_json',
-           'load_json', 'save_torch', 'load_checkpoint', 'env_info', 'machine_load', 'config_diff', 'read_jsonl',
-           'RunDir', 'RunLocked', 'run_lock', 'error_line', 'voc_palette', 'mask_to_image', 'save_mask', 'load_mask',
-           'to_image_array', 'overlay', 'show_overlay', 'show_grid', 'project_root']
+__all__ = ['USER_ERRORS', 'VOC_CLASSES', 'IGNORE_INDEX', 'RUN_FLAGGED_ENV', 'COURSE_FLAGS', 'seed_everything', 'get_device',
+           'atomic_write', 'save_json', 'load_json', 'save_torch', 'load_checkpoint', 'env_info', 'machine_load',
+           'config_diff', 'read_jsonl', 'RunDir', 'RunLocked', 'run_lock', 'error_line', 'voc_palette', 'mask_to_image',
+           'save_mask', 'load_mask', 'to_image_array', 'overlay', 'show_overlay', 'show_grid', 'project_root',
+           'cell_flag', 'flags_opted_in', 'skip_flagged_lines', 'skip_flagged_cells', 'need']
 
 # %% ../nbs/00_core.ipynb #741f04f6
 def seed_everything(
@@ -383,3 +384,49 @@ def show_grid(imgs:list, masks:list|None=None, titles:list|None=None, ncols:int=
 def project_root()->Path:
     "The checkout this package was installed from (editable install), which holds data/ and configs/."
     return Path(__file__).resolve().parent.parent if '__file__' in globals() else Path.cwd().parent
+
+# %% ../nbs/00_core.ipynb #32ebdafc
+RUN_FLAGGED_ENV = 'SEMPLES_RUN_FLAGGED'   # the switch: 'slow', 'gpu', 'slow,gpu' or 'all'
+COURSE_FLAGS = ('slow', 'gpu')            # the nbdev test flags that mark long or GPU-only cells
+
+def cell_flag(source:str)->str|None:
+    "The flag (`slow` or `gpu`) that a cell's leading `#|` directive lines carry, or None."
+    for line in source.splitlines():
+        s = line.strip()
+        if not s: continue
+        if not s.startswith('#|'): return None
+        if (w := s[2:].split()) and w[0] in COURSE_FLAGS: return w[0]
+    return None
+
+# %% ../nbs/00_core.ipynb #51420789
+def flags_opted_in(env:dict|None=None)->set:
+    "The flags the reader opted into through `SEMPLES_RUN_FLAGGED` (read from `env`, default `os.environ`)."
+    words = set((os.environ if env is None else env).get(RUN_FLAGGED_ENV, '').replace(',', ' ').split())
+    return set(COURSE_FLAGS) if 'all' in words else words & set(COURSE_FLAGS)
+
+def skip_flagged_lines(lines:list, env:dict|None=None)->list:
+    "IPython input transformer: a flagged cell that was not opted into becomes a one-line notice."
+    flag = cell_flag(''.join(lines))
+    if flag is None or flag in flags_opted_in(env): return lines
+    why = 'a long run' if flag == 'slow' else 'needs a CUDA GPU'
+    note = (f"[skipped: this cell is flagged #| {flag} ({why}); nbdev_test skips it too. "
+            f"To run it: %env {RUN_FLAGGED_ENV}={flag}, then run the cell again]")
+    return [f"print({note!r})\n"]
+
+# %% ../nbs/00_core.ipynb #19305123
+def skip_flagged_cells(shell=None)->bool:
+    "Make Run All skip `#| slow`/`#| gpu` cells unless opted in (see `RUN_FLAGGED_ENV`); True if registered."
+    if shell is None:
+        try: from IPython import get_ipython
+        except ImportError: return False
+        shell = get_ipython()
+    if shell is None or type(shell).__name__ == 'CaptureShell': return False
+    if skip_flagged_lines not in shell.input_transformers_post: shell.input_transformers_post.append(skip_flagged_lines)
+    return True
+
+# %% ../nbs/00_core.ipynb #2c97c8d2
+def need(path, made_by:str)->Path:
+    "`path` if it exists; else a FileNotFoundError naming the notebook cell (`made_by`) that makes it."
+    if Path(path).exists(): return Path(path)
+    raise FileNotFoundError(f"{path} is missing: it is made by {made_by}. Run that first "
+                            f"(flagged cells run with %env {RUN_FLAGGED_ENV}=slow)")

@@ -244,7 +244,7 @@ def prompt_inspector(
         i = class_names.index(cls); s = sims[i]
         if plot:
             import matplotlib.pyplot as plt
-            fig, ax = plt.subplots(figsize=(5, 0.28 * len(words) + 0.8))
+            fig, ax = plt.subplots(figsize=(7, 0.28 * len(words) + 0.8))
             cols = ['tab:orange' if wd in TOY_CLASSES else 'tab:blue' for wd in words]
             bars = ax.barh(range(len(words)), s.numpy(), color=cols)
             if COOCCURRENCE.get(cls) in words: bars[words.index(COOCCURRENCE[cls])].set_edgecolor('k'); bars[words.index(COOCCURRENCE[cls])].set_linewidth(2)
@@ -254,7 +254,7 @@ def prompt_inspector(
                 from matplotlib.patches import Patch
                 ax.legend(handles=[Patch(color='tab:orange', label='object word'), Patch(color='tab:blue', label='other word'),
                                    Patch(facecolor='w', edgecolor='k', label="class's own background"),
-                                   Patch(facecolor='w', edgecolor='k', hatch='//', label='the class itself')], fontsize=7, loc='lower right')
+                                   Patch(facecolor='w', edgecolor='k', hatch='//', label='the class itself')], fontsize=7, loc='upper left', bbox_to_anchor=(1.02, 1))   # outside the bars
             ax.set_title(f"prompt of '{cls}': nearest " + ', '.join(f'{wd} ({v:.2f})' for wd, v in near[i]), fontsize=9)
             plt.tight_layout(); plt.show()
         return dict(cls=cls, nearest=near[i], sims={wd: float(v) for wd, v in zip(words, s)})

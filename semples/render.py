@@ -4,7 +4,7 @@
 
 # %% ../nbs/91_render.ipynb #362e9fc5
 from __future__ import annotations
-import html, json, os, time
+import hashlib, html, json, os, re, time
 from pathlib import Path
 from execnb.nbio import write_nb
 from execnb.shell import CaptureShell
@@ -12,7 +12,9 @@ from fastcore.parallel import parallel
 from nbdev.process import NBProcessor
 
 # %% auto #0
-__all__ = ['SKIP_FLAGS', 'skip_cell', 'execute_notebook', 'count_figures', 'notebook_to_html', 'render_site', 'render_cli']
+__all__ = ['SKIP_FLAGS', 'WIDGET_MIME', 'SITE_CSS', 'skip_cell', 'execute_notebook', 'scrub_text', 'small_png', 'keep_output',
+           'tidy_outputs', 'code_hash', 'outputs_hash', 'outputs_stale', 'store_outputs', 'count_figures',
+           'title_summary', 'write_stylesheet', 'notebook_to_html', 'course_order', 'render_site', 'render_cli']
 
 # %% ../nbs/91_render.ipynb #44c59e1e
 SKIP_FLAGS = ('notest', 'gpu', 'slow')
@@ -51,36 +53,186 @@ def execute_notebook(
     dest.parent.mkdir(parents=True, exist_ok=True); write_nb(nb, dest)
     return dict(notebook=src.name, ok=err is None, seconds=round(time.time() - start, 1), error=err)
 
+# %% ../nbs/91_render.ipynb #97f8e152
+def scrub_text(s:str, root:str|Path|None=None)->str:
+    "`s` without what differs between runs and machines: temporary folders, the project's absolute path, cell names."
+    if root is not None: s = s.replace(str(Path(root).resolve()) + os.sep, '')
+    s = re.sub(r'/tmp/(?:tmp|semples_quick_)[\w.-]+', '/tmp/…', s)
+    s = re.sub(r'(?<![\w.])\d+(?:\.\d+)?(?= ?m?s\b)', '…', s)   # durations: '8.2 s', '1.9 ms'
+    return re.sub(r'<ipython-input-\d+-[0-9a-f]+>', '<cell>', s)
+
+# %% ../nbs/91_render.ipynb #2d5f06e4
+def small_png(b64:str, max_width:int=1000, colors:int=256)->str:
+    "A base64 PNG scaled down to at most `max_width` pixels and reduced to `colors` colours (deterministic)."
+    import base64, io
+    from PIL import Image
+    im = Image.open(io.BytesIO(base64.b64decode(b64))).convert('RGB')
+    if im.width > max_width: im = im.resize((max_width, round(im.height * max_width / im.width)), Image.LANCZOS)
+    buf = io.BytesIO(); im.quantize(colors, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(buf, 'PNG', optimize=True)
+    return base64.b64encode(buf.getvalue()).decode()
+
+# %% ../nbs/91_render.ipynb #ea7b8595
+WIDGET_MIME = 'application/vnd.jupyter.widget-view+json'
+
+def keep_output(o:dict)->bool:
+    "False for a widget's output (a model reference, or its text repr), which only a live kernel can show."
+    d = o.get('data', {})
+    if WIDGET_MIME in d: return False
+    return not re.match(r"\w+\(children=\(", ''.join(d.get('text/plain', '')))
+
+def tidy_outputs(outputs:list, root:str|Path|None=None)->list:
+    "`outputs` without widgets, with `scrub_text` applied to their text."
+    fix = lambda t: scrub_text(''.join(t), root)
+    res = []
+    for o in filter(keep_output, outputs):
+        o = dict(o)
+        if 'text' in o: o['text'] = fix(o['text']).replace('\x1b[2K\r', '')   # execnb's clear_output marks
+        if o.get('output_type') == 'stream' and not o['text']: continue
+        if 'data' in o: o['data'] = {k: fix(v) if k.startswith('text/') else small_png(''.join(v)) if k == 'image/png' else v for k, v in o['data'].items()}
+        if 'image/png' in o.get('metadata', {}): o['metadata'] = {k: v for k, v in o['metadata'].items() if k != 'image/png'}   # the size of the big one
+        if 'traceback' in o: o['traceback'] = [scrub_text(t, root) for t in o['traceback']]
+        res.append(o)
+    return res
+
+# %% ../nbs/91_render.ipynb #52fbe1b0
+def code_hash(nb:dict)->str:
+    "sha256 of a notebook's code cells (their sources, in order): what its stored outputs depend on."
+    src = lambda c: c['source'] if isinstance(c['source'], str) else ''.join(c['source'])
+    return hashlib.sha256('\n\x00\n'.join(src(c) for c in nb['cells'] if c['cell_type'] == 'code').encode()).hexdigest()
+
+def outputs_hash(nb:dict)->str:
+    "sha256 of a notebook's code-cell outputs: tells stored outputs from those of a later run in JupyterLab."
+    return hashlib.sha256(json.dumps([c.get('outputs', []) for c in nb['cells'] if c['cell_type'] == 'code'], sort_keys=True).encode()).hexdigest()
+
+def outputs_stale(nb:dict)->bool:
+    "True when a notebook's code changed since its outputs were stored (or they never were)."
+    return nb.get('metadata', {}).get('semples', {}).get('code_sha256') != code_hash(nb)
+
+# %% ../nbs/91_render.ipynb #41e5079f
+def store_outputs(
+    src:str|Path,        # the source notebook (rewritten in place)
+    executed:str|Path,   # its executed copy (from `execute_notebook`)
+    root:str|Path|None=None,   # the project folder, left out of stored paths
+)->int:                  # number of outputs stored
+    "Copy the tidied outputs of `executed` into `src` by cell id, record its `code_hash`, and clean it with nbdev."
+    from nbdev.clean import clean_nb
+    from nbdev.config import get_config
+    from semples.core import atomic_write
+    nb, ex = json.loads(Path(src).read_text()), json.loads(Path(executed).read_text())
+    outs = {c.get('id'): c.get('outputs', []) for c in ex['cells'] if c['cell_type'] == 'code'}
+    if {c.get('id') for c in nb['cells'] if c['cell_type'] == 'code'} != set(outs):
+        raise ValueError(f"{executed} is not an executed copy of {src} (cell ids differ): render it again")
+    n = 0
+    for c in (c for c in nb['cells'] if c['cell_type'] == 'code'):
+        volatile = re.search(r'^\s*#\|\s*volatile\b', ''.join(c['source']), re.M)   # a measurement: differs on every run
+        c['outputs'] = [] if volatile else tidy_outputs(outs[c.get('id')], root); n += len(c['outputs'])
+    cfg = get_config(); clean_nb(nb, False, cfg.allowed_metadata_keys.split(), cfg.allowed_cell_metadata_keys.split(), cfg.clean_ids)
+    nb.setdefault('metadata', {})['semples'] = {'code_sha256': code_hash(nb), 'outputs_sha256': outputs_hash(nb)}
+    with atomic_write(src, 'w') as f: f.write(json.dumps(nb, sort_keys=True, indent=1, ensure_ascii=False) + '\n')
+    return n
+
 # %% ../nbs/91_render.ipynb #a6a094a3
 def count_figures(nb:dict)->int:
     "Number of image outputs (PNG, JPEG or SVG) stored in a notebook dict."
     return sum(1 for c in nb.get('cells', []) for o in c.get('outputs', [])
                if any(k.startswith('image/') for k in o.get('data', {})))
 
+def title_summary(nb:dict)->tuple:
+    "A notebook's title (its first `# ` heading) and summary (the `> ` line under it), as nbdev reads them."
+    md = next((c for c in nb['cells'] if c['cell_type'] == 'markdown'), None)
+    src = (''.join(md['source']) if md else '').splitlines()
+    title = next((l[2:].strip() for l in src if l.startswith('# ')), 'untitled notebook')
+    return title, ' '.join(l[1:].strip() for l in src if l.startswith('>'))
+
+# %% ../nbs/91_render.ipynb #8d1e92b5
+SITE_CSS = """body{font:16px/1.55 system-ui,-apple-system,'Segoe UI',sans-serif;color:#1d2430;max-width:62rem;margin:0 auto;padding:0 1.2rem 3rem}
+nav{display:flex;gap:1rem;justify-content:space-between;border-bottom:1px solid #d8dee8;padding:.7rem 0;font-size:.95rem}
+nav a{color:#2457a6;text-decoration:none} nav a:hover{text-decoration:underline} .nav-empty{visibility:hidden}
+h1,h2,h3{line-height:1.25} h1{font-size:2rem} h2{margin-top:2.2rem;border-bottom:1px solid #eef1f5} a.anchor-link{display:none}
+blockquote{margin:0;padding:.2rem 1rem;color:#4a5568;border-left:4px solid #9fb6dc;background:#f6f8fb}
+.input_area pre,.output_area pre{overflow-x:auto;padding:.6rem .8rem;margin:.4rem 0;border-radius:6px;font-size:.86rem}
+.input_area pre{background:#f5f7fa;border:1px solid #e3e8ef} .output_area pre{background:#fff;border-left:3px solid #e3e8ef}
+.output_stderr pre{background:#fff7f0} .output_png img,.output_jpeg img{max-width:100%;height:auto}
+table{border-collapse:collapse;margin:.6rem 0;font-size:.92rem} th,td{border:1px solid #d8dee8;padding:.3rem .6rem;vertical-align:top}
+th{background:#f0f3f8;text-align:left} code{background:#f0f3f8;padding:.05rem .25rem;border-radius:3px;font-size:.9em}
+.skipped pre{color:#8a6d00;background:#fffbea} .map td.n{color:#6b7685;text-align:right} .map td.num{text-align:right}
+"""
+
+def write_stylesheet(out:str|Path)->Path:
+    "Write the site's own stylesheet (layout above, code colours from pygments) to `out/style.css`."
+    from pygments.formatters import HtmlFormatter
+    from semples.core import atomic_write
+    with atomic_write(Path(out)/'style.css', 'w') as f: f.write(SITE_CSS + HtmlFormatter(style='friendly').get_style_defs('.highlight'))
+    return Path(out)/'style.css'
+
+# %% ../nbs/91_render.ipynb #4c489a29
+def _nav(nav:dict, up:str)->str:
+    "The navigation bar: previous page, index, next page (each a dict with 'href' and 'title', or None)."
+    a = lambda k, arrow: (f"<a href='{up}{html.escape(nav[k]['href'])}'>{arrow}{html.escape(nav[k]['title'])}</a>" if nav.get(k)
+                          else "<span class='nav-empty'>-</span>")
+    return f"<nav>{a('prev', '← ')}<a href='{up}index.html'>Course map</a>{a('next', '→ ')}</nav>"
+
+def _page_cells(nb):
+    "Prepare cells for a page: skipped cells say so, directives and widgets go, links to notebooks point to pages."
+    import nbformat
+    for c in nb.cells:
+        if c.cell_type == 'markdown': c.source = re.sub(r'(\]\((?!https?:)[^)\s]*?)\.ipynb\b', r'\1.html', c.source)
+        if c.cell_type != 'code': continue
+        c.source = '\n'.join(l for l in c.source.splitlines() if not l.lstrip().startswith('#|')).strip('\n')
+        if 'skipped' in c.metadata.get('tags', []):
+            c.outputs = [nbformat.v4.new_output('stream', name='stdout', text='[not run for this page: a #| slow or #| gpu cell]\n')]
+        c.outputs = [o for o in c.outputs if keep_output(o)]
+    return nb
+
 # %% ../nbs/91_render.ipynb #6a5017da
-def notebook_to_html(nb_path:str|Path, html_path:str|Path)->int:
-    "Convert an executed notebook to a standalone HTML page; returns the number of figures on it."
+def notebook_to_html(
+    nb_path:str|Path,        # an executed notebook
+    html_path:str|Path,      # the page to write
+    nav:dict|None=None,      # {'prev': {'href', 'title'} or None, 'next': ...}, hrefs relative to the site root
+    depth:int=0,             # folders between the page and the site root (research/ pages: 1)
+)->int:                      # figures on the page
+    "Convert an executed notebook into a course page of the site; returns the number of figures on it."
     from nbconvert import HTMLExporter
     import nbformat
     from traitlets.config import Config
-    nb = nbformat.read(str(nb_path), as_version=4)
-    for c in nb.cells:
-        if 'skipped' in c.metadata.get('tags', []):
-            c.outputs = [nbformat.v4.new_output('stream', name='stdout', text='[not run in this page: flagged slow/gpu]\n')]
+    nb = _page_cells(nbformat.read(str(nb_path), as_version=4))
     cfg = Config(); cfg.TagRemovePreprocessor.remove_cell_tags = ('remove_cell',); cfg.TagRemovePreprocessor.enabled = True
-    body, _ = HTMLExporter(config=cfg).from_notebook_node(nb)
-    Path(html_path).parent.mkdir(parents=True, exist_ok=True); Path(html_path).write_text(body, encoding='utf-8')
+    body, _ = HTMLExporter(config=cfg, template_name='basic', exclude_input_prompt=True, exclude_output_prompt=True).from_notebook_node(nb)
+    title, up = title_summary(nb)[0], '../' * depth
+    page = (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><meta name='viewport' content='width=device-width'>"
+            f"<title>{html.escape(title)} · semples</title><link rel='stylesheet' href='{up}style.css'></head>\n"
+            f"<body>{_nav(nav or {}, up)}\n<main>{body}</main>\n{_nav(nav or {}, up)}</body></html>\n")
+    Path(html_path).parent.mkdir(parents=True, exist_ok=True); Path(html_path).write_text(page, encoding='utf-8')
     return count_figures(nb)
 
 # %% ../nbs/91_render.ipynb #287c8ef4
-def _render_one(nb, out, skip_flags, root=None):
-    "Execute one notebook into out/executed/ and write its page out/<path relative to root>.html."
-    rel = Path(nb).resolve().relative_to(root) if root is not None else Path(Path(nb).name)
-    out = Path(out); res = execute_notebook(nb, out/'executed'/rel, skip_flags)
-    (out/rel).parent.mkdir(parents=True, exist_ok=True)
-    res['figures'] = notebook_to_html(out/'executed'/rel, out/rel.with_suffix('.html'))
-    res['page'] = str(rel.with_suffix('.html'))
-    return res
+def course_order(nbs_dir:str|Path='nbs')->list:
+    "The course's notebooks in reading order: index.ipynb, the numbered notebooks, then research/."
+    nbs_dir = Path(nbs_dir)
+    top = sorted(p for p in nbs_dir.glob('*.ipynb') if not p.name.startswith('_'))
+    return sorted(top, key=lambda p: p.stem != 'index') + sorted(p for p in nbs_dir.glob('research/*.ipynb') if not p.name.startswith('_'))
+
+def _page_of(rel:Path)->Path: return Path('readme.html') if rel == Path('index.ipynb') else rel.with_suffix('.html')
+
+# %% ../nbs/91_render.ipynb #2590f516
+def _execute_one(nb, out, skip_flags, root, store):
+    "Execute one notebook into out/executed/ (and store its outputs back when `store`)."
+    rel = Path(nb).resolve().relative_to(root)
+    if store: import torch; torch.set_num_threads(1)   # stored numbers do not depend on the core count
+    res = execute_notebook(nb, Path(out)/'executed'/rel, skip_flags)
+    if store and res['ok']: store_outputs(nb, Path(out)/'executed'/rel, root=root.parent)
+    return dict(res, rel=str(rel), page=str(_page_of(rel)))
+
+def _map_page(res:list, out:Path):
+    "The course map: one row per notebook, in order, with its summary, run time and figures."
+    rows = ''.join(f"<tr><td class='n'>{i}</td><td><a href='{html.escape(r['page'])}'>{html.escape(r['title'])}</a>"
+                   f"{'' if r['ok'] else ' <b>(FAILED)</b>'}<br><small>{html.escape(r['rel'])}</small></td><td>{html.escape(r['summary'])}</td>"
+                   f"<td class='num'>{r['seconds']:.0f}</td><td class='num'>{r['figures']}</td></tr>" for i, r in enumerate(res))
+    (out/'index.html').write_text("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>Course map · semples</title>"
+        "<link rel='stylesheet' href='style.css'></head><body><h1>semples: the course map</h1><p>SemPLeS reproduced as notebooks, "
+        "in reading order. Time: seconds to run the notebook's cells on 2 CPU cores (long <code>#| slow</code> cells excluded).</p>"
+        "<table class='map'><tr><th>#</th><th>notebook</th><th>what it teaches</th><th>time (s)</th><th>figures</th></tr>"
+        f"{rows}</table></body></html>\n", encoding='utf-8')
 
 # %% ../nbs/91_render.ipynb #c0b6cec3
 def render_site(
@@ -89,19 +241,20 @@ def render_site(
     only:list|None=None,          # notebook stems to render (default: all)
     n_workers:int=2,              # parallel notebook processes
     skip_flags:tuple=SKIP_FLAGS,  # flagged cells that do not run
+    store:bool=False,             # also store the outputs in the notebooks themselves
 )->list:
-    "Execute and convert the course notebooks; returns one result dict per notebook."
-    nbs_dir, out = Path(nbs_dir), Path(out)
-    nbs = sorted(p for p in list(nbs_dir.glob('*.ipynb')) + list(nbs_dir.glob('research/*.ipynb')) if not p.name.startswith('_'))
+    "Execute and convert the course notebooks; returns one result dict per notebook, in course order."
+    nbs_dir, out = Path(nbs_dir).resolve(), Path(out).resolve()
+    nbs = course_order(nbs_dir)
     if only: nbs = [p for p in nbs if p.stem in set(only) or str(p.relative_to(nbs_dir).with_suffix('')) in set(only)]
-    if not nbs: raise FileNotFoundError(f"no notebooks to render in {nbs_dir.resolve()} (only={only})")
-    res = parallel(_render_one, nbs, out=out.resolve(), skip_flags=skip_flags, root=nbs_dir.resolve(), n_workers=n_workers, progress=False)
-    res = sorted(res, key=lambda r: r['page'])
-    rows = ''.join(f"<tr><td><a href='{html.escape(r['page'])}'>{html.escape(r['notebook'])}</a></td>"
-                   f"<td>{'ok' if r['ok'] else 'FAILED'}</td><td>{r['seconds']}</td><td>{r['figures']}</td></tr>" for r in res)
-    (out/'index.html').write_text("<html><head><meta charset='utf-8'><title>semples course pages</title></head><body>"
-        "<h1>semples course pages</h1><table border='1' cellpadding='4'><tr><th>notebook</th><th>status</th>"
-        f"<th>run time (s)</th><th>figures</th></tr>{rows}</table></body></html>", encoding='utf-8')
+    if not nbs: raise FileNotFoundError(f"no notebooks to render in {nbs_dir} (only={only})")
+    res = list(parallel(_execute_one, nbs, out=out, skip_flags=skip_flags, root=nbs_dir, store=store, n_workers=n_workers, progress=False))
+    out.mkdir(parents=True, exist_ok=True); write_stylesheet(out)
+    for r in res: r['title'], r['summary'] = title_summary(json.loads((out/'executed'/r['rel']).read_text()))
+    for i, r in enumerate(res):
+        nav = {k: dict(href=res[j]['page'], title=res[j]['title']) if 0 <= j < len(res) else None for k, j in (('prev', i - 1), ('next', i + 1))}
+        r['figures'] = notebook_to_html(out/'executed'/r['rel'], out/r['page'], nav, depth=len(Path(r['page']).parts) - 1)
+    _map_page(res, out)
     (out/'render.json').write_text(json.dumps(res, indent=2), encoding='utf-8')
     return res
 
@@ -111,11 +264,12 @@ def render_cli(
     nbs:str='nbs',      # notebook folder
     only:str='',        # comma-separated notebook stems, e.g. '00_core,03_clip' (default: all)
     workers:int=2,      # parallel notebook processes
+    store:bool=False,   # also store the outputs in the notebooks (refresh what GitHub shows)
 )->int:
     "Execute the notebooks (nbdev skip rules) and write HTML course pages; exit 1 if any notebook fails."
-    res = render_site(nbs, out, only=[s for s in only.split(',') if s] or None, n_workers=workers)
+    res = render_site(nbs, out, only=[s for s in only.split(',') if s] or None, n_workers=workers, store=store)
     for r in res:
-        print(f"{r['notebook']:<28} {'ok' if r['ok'] else 'FAILED':<7} {r['seconds']:>6.1f} s  {r['figures']:>3} figures")
+        print(f"{r['rel']:<30} {'ok' if r['ok'] else 'FAILED':<7} {r['seconds']:>6.1f} s  {r['figures']:>3} figures")
         if r['error']: print(r['error'])
-    print(f"{sum(r['ok'] for r in res)}/{len(res)} pages rendered into {Path(out).resolve()}")
+    print(f"{sum(r['ok'] for r in res)}/{len(res)} pages rendered into {Path(out).resolve()}" + (' (outputs stored in the notebooks)' if store else ''))
     return 0 if all(r['ok'] for r in res) else 1

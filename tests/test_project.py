@@ -110,3 +110,44 @@ def test_every_notebook_names_its_kernel():
         if '.ipynb_checkpoints' in p.parts: continue
         ks = json.loads(p.read_text(encoding='utf-8'))['metadata'].get('kernelspec')
         assert ks == {'display_name': 'python3', 'language': 'python', 'name': 'python3'}, (p.name, ks)
+
+def _notebooks():
+    return [p for p in sorted((ROOT / 'nbs').rglob('*.ipynb')) if '.ipynb_checkpoints' not in p.parts]
+
+def test_stored_outputs_are_not_older_than_the_code():
+    "Every notebook is stored with the outputs of its code as it is now (`semples render --store` records a hash of the code cells)."
+    from semples.render import outputs_stale
+    stale = [str(p.relative_to(ROOT)) for p in _notebooks() if outputs_stale(json.loads(p.read_text(encoding='utf-8')))]
+    assert not stale, f"outputs older than the code in {stale}: run `semples render --store` and commit the notebooks"
+
+def test_stored_outputs_budget_and_hygiene():
+    """Stored outputs: at most 10 MB for all notebooks, figures present, no widget references, no temporary or absolute paths.
+    A notebook whose outputs are not the stored ones (run and saved in JupyterLab) is left out here, except in CI."""
+    from semples.render import outputs_hash
+    import os, warnings
+    total, figures = 0, 0
+    for p in _notebooks():
+        nb = json.loads(p.read_text(encoding='utf-8'))
+        if outputs_hash(nb) != nb['metadata'].get('semples', {}).get('outputs_sha256'):
+            assert os.environ.get('CI') != 'true', f"{p.name}: outputs are not the stored ones: run `semples render --store`"
+            warnings.warn(f"{p.name} has outputs of a JupyterLab run, not the stored ones: not checked"); continue
+        outs = [o for c in nb['cells'] if c['cell_type'] == 'code' for o in c.get('outputs', [])]
+        total += p.stat().st_size; figures += sum('image/png' in o.get('data', {}) for o in outs)
+        text = json.dumps(outs)
+        assert 'application/vnd.jupyter.widget-view+json' not in text, p.name
+        assert '/tmp/tmp' not in text and str(ROOT) not in text and 'ipython-input-' not in text, p.name
+    assert total <= 10 * 2**20, f"notebooks with their outputs: {total / 2**20:.1f} MB > 10 MB budget"
+    assert figures >= 70, figures   # the course is stored with its pictures (77 when this was written)
+
+def test_run_all_skips_flagged_cells_in_every_notebook():
+    "A notebook with #| slow or #| gpu cells calls skip_flagged_cells() before the first of them, so JupyterLab's Run All skips them."
+    from semples.core import cell_flag
+    src = lambda c: c['source'] if isinstance(c['source'], str) else ''.join(c['source'])
+    n = 0
+    for p in _notebooks():
+        code = [src(c) for c in json.loads(p.read_text(encoding='utf-8'))['cells'] if c['cell_type'] == 'code']
+        first = next((i for i, s in enumerate(code) if cell_flag(s)), None)
+        if first is None: continue
+        n += 1
+        assert any('skip_flagged_cells()' in s for s in code[:first]), f"{p.name}: call skip_flagged_cells() before its first flagged cell"
+    assert n >= 10, n

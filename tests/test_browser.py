@@ -1,0 +1,154 @@
+"""The course as a student meets it, in a real browser: JupyterLab in headless Chromium (driven by Playwright with the
+system browser) runs two notebooks with Run All, a widget redraws when its slider moves, and the course site loads
+with every image and link and no request to another host.
+
+Needs the Debian package `chromium` (CI installs it: .ci/run) and Playwright from PyPI (the dev extra). Without the
+browser the test is skipped with a plain message, except in CI (CI=true), where it fails. Screenshots go to
+test-artifacts/browser/.
+"""
+import json, os, re, shutil, socket, subprocess, sys, time, urllib.request
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ART = ROOT / 'test-artifacts' / 'browser'
+NOTEBOOKS = ('15_explore.ipynb', '09_prompts.ipynb')   # the widgets' notebook and the one whose Run All once failed
+CHROMIUM = os.environ.get('SEMPLES_CHROMIUM') or shutil.which('chromium') or shutil.which('chromium-browser')
+
+def _need_browser():
+    "The browser and Playwright, or a skip (locally) / failure (CI) that says what is missing."
+    missing = []
+    if not CHROMIUM: missing.append('the Chromium browser (Debian: apt-get install chromium)')
+    try: import playwright.sync_api  # noqa: F401
+    except ImportError: missing.append('Playwright (pip install -e ".[dev]")')
+    if not missing: return
+    msg = 'real-browser test NOT RUN: missing ' + ' and '.join(missing)
+    if os.environ.get('CI') == 'true': pytest.fail(msg + ' (CI must run it)')
+    pytest.skip(msg)
+
+def _free_port():
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+@pytest.fixture(scope='module')
+def lab(tmp_path_factory):
+    "JupyterLab on a scratch copy of nbs/ (autosave never touches the real notebooks), with its own settings."
+    _need_browser()
+    tmp = tmp_path_factory.mktemp('lab')
+    shutil.copytree(ROOT / 'nbs', tmp / 'nbs', ignore=shutil.ignore_patterns('.ipynb_checkpoints'))
+    shutil.copy(ROOT / 'settings.ini', tmp)   # the last cell of each notebook runs nbdev_export(): it writes into tmp/semples
+    cfg, settings = tmp / 'cfg', tmp / 'settings' / '@jupyterlab' / 'notebook-extension'
+    cfg.mkdir(); settings.mkdir(parents=True)
+    (cfg / 'jupyter_server_config.py').write_text("c.LabApp.news_url = None\n"
+                                                  "c.LabApp.check_for_updates_class = 'jupyterlab.NeverCheckForUpdate'\n")
+    (settings / 'tracker.jupyterlab-settings').write_text(json.dumps({'windowingMode': 'none'}))   # every cell in the DOM
+    port = _free_port()
+    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(cfg), JUPYTERLAB_SETTINGS_DIR=str(tmp / 'settings'),
+               JUPYTERLAB_WORKSPACES_DIR=str(tmp / 'ws'), JUPYTER_RUNTIME_DIR=str(tmp / 'rt'))
+    env.pop('SEMPLES_RUN_FLAGGED', None)   # Run All as a student gets it: flagged cells skipped
+    log = open(tmp / 'lab.log', 'w')
+    proc = subprocess.Popen([sys.executable, '-m', 'jupyter', 'lab', '--no-browser', f'--port={port}', '--ServerApp.token=',
+                             '--ServerApp.password=', '--allow-root', f'--ServerApp.root_dir={tmp}'],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f'http://127.0.0.1:{port}'
+    for _ in range(120):
+        try: urllib.request.urlopen(url + '/api/status', timeout=2); break
+        except OSError: time.sleep(0.5)
+    else: proc.kill(); pytest.fail('JupyterLab did not start: ' + (tmp / 'lab.log').read_text()[-2000:])
+    yield url, tmp
+    proc.terminate()
+    try: proc.wait(timeout=20)
+    except subprocess.TimeoutExpired: proc.kill()
+    log.close()
+
+@pytest.fixture(scope='module')
+def browser():
+    _need_browser()
+    from playwright.sync_api import sync_playwright
+    ART.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=['--no-sandbox'])
+        yield b
+        b.close()
+
+PROMPT = '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt'
+
+def run_all(page, url, name, timeout=420):
+    "Open a notebook, Run All through the Run menu, wait until every code cell has run; returns the seconds taken."
+    page.goto(f'{url}/lab/tree/nbs/{name}?reset')
+    page.wait_for_selector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook', timeout=60_000)
+    for _ in range(240):   # the notebook's kernel is started and idle (the server's view, not the page's)
+        sessions = json.loads(urllib.request.urlopen(f'{url}/api/sessions', timeout=5).read())
+        if any(s['path'].endswith(name) and (s.get('kernel') or {}).get('execution_state') == 'idle' for s in sessions): break
+        time.sleep(0.5)
+    else: pytest.fail(f'no idle kernel for {name}: {sessions}')
+    time.sleep(2)   # let the page connect to it
+    t0 = time.time()
+    page.locator('.lm-MenuBar-item', has_text='Run').first.click()
+    page.locator('.lm-Menu-item[data-command="runmenu:run-all"]').click()
+    deadline = t0 + timeout
+    while time.time() < deadline:
+        prompts = page.locator(PROMPT).all_inner_texts()
+        if prompts and all(re.fullmatch(r'\[\d+\]:', p.strip()) for p in prompts): return time.time() - t0
+        if any('Traceback' in t for t in page.locator('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output').all_inner_texts()): break
+        if page.locator('.jp-Dialog').count(): break   # e.g. 'Select Kernel' or 'Kernel Restarting': a student would be stuck
+        time.sleep(1)
+    page.screenshot(path=str(ART / f'{Path(name).stem}_failed.png'), full_page=True)
+    bad = [p for p in page.locator(PROMPT).all_inner_texts() if not re.fullmatch(r'\[\d+\]:', p.strip())]
+    errs = [t[:1500] for t in page.locator('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output').all_inner_texts() if 'Traceback' in t]
+    dialog = page.locator('.jp-Dialog').all_inner_texts()
+    pytest.fail(f'Run All of {name} did not finish: {len(bad)} cells not run; errors: {errs}; dialog: {dialog}')
+
+def test_jupyterlab_run_all_and_a_widget_redraws(lab, browser):
+    url, tmp = lab
+    page = browser.new_page(viewport={'width': 1400, 'height': 1000})
+    times = {}
+    for name in NOTEBOOKS:
+        times[name] = run_all(page, url, name)
+        outs = page.locator('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output').all_inner_texts()
+        errs = [t[:800] for t in outs if 'Traceback' in t or re.search(r'^\w*Error\b', t, re.M)]
+        assert not errs, f'{name}: error output after Run All: {errs}'
+        if name == '09_prompts.ipynb':   # its flagged cells announce themselves instead of running
+            assert any('[skipped: this cell is flagged #| slow' in t for t in outs), 'the slow cells of 09_prompts did not say they were skipped'
+        page.screenshot(path=str(ART / f'{Path(name).stem}_run_all.png'))
+        if name != '15_explore.ipynb': continue
+        # the threshold explorer: move its slider, its figure must be redrawn
+        box = page.locator('.widget-interact').filter(has=page.locator('.widget-label', has_text=re.compile(r'^threshold$'))).first
+        box.scroll_into_view_if_needed()
+        img = box.locator('.widget-output img').first
+        before, readout = img.get_attribute('src'), box.locator('.widget-readout').first.inner_text()
+        box.locator('.noUi-handle').first.focus(); page.keyboard.press('ArrowRight')
+        for _ in range(120):   # the output is cleared and drawn again: a new <img> with another figure
+            after = img.get_attribute('src') if img.count() else before
+            if after != before: break
+            time.sleep(0.5)
+        assert box.locator('.widget-readout').first.inner_text() != readout, 'the slider did not move'
+        assert after != before, f'the figure was not redrawn after the threshold moved from {readout}'
+        box.screenshot(path=str(ART / 'threshold_explorer_after_slider.png'))
+    (ART / 'run_all_seconds.json').write_text(json.dumps({k: round(v, 1) for k, v in times.items()}, indent=1))
+    page.close()
+
+def test_course_site_offline(browser):
+    "Every page of _site (made by step 3 of the test command) loads its images, its links resolve, nothing leaves the machine."
+    site = ROOT / '_site'
+    if not (site / 'render.json').is_file():
+        msg = '_site/ not rendered: run `semples render --out _site` (step 3 of the test command) first'
+        if os.environ.get('CI') == 'true': pytest.fail(msg)
+        pytest.skip(msg)
+    pages = sorted(p for p in site.rglob('*.html') if 'executed' not in p.parts)
+    assert len(pages) >= 20, pages
+    ctx = browser.new_context(); outside = []
+    ctx.route('**/*', lambda route: (outside.append(route.request.url), route.abort()) if not route.request.url.startswith(('file:', 'data:'))
+              else route.continue_())
+    page = ctx.new_page(); broken = []
+    for p in pages:
+        page.goto(p.as_uri())
+        n_img, bad_img = page.evaluate('() => [document.images.length, [...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).length]')
+        if bad_img: broken.append(f'{p.name}: {bad_img} of {n_img} images did not load')
+        for href in page.evaluate('() => [...document.querySelectorAll("a[href]")].map(a => a.href)'):
+            u = urlparse(href)
+            if u.scheme == 'file' and not Path(unquote(u.path)).exists(): broken.append(f'{p.name}: link to missing {unquote(u.path)}')
+        if p.name == 'index.html': page.screenshot(path=str(ART / 'course_map.png'), full_page=True)
+    ctx.close()
+    assert not broken, broken
+    assert not outside, f'pages requested other hosts: {sorted(set(outside))}'
