@@ -46,6 +46,7 @@ def lab(tmp_path_factory):
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(cfg), JUPYTERLAB_SETTINGS_DIR=str(tmp / 'settings'),
                JUPYTERLAB_WORKSPACES_DIR=str(tmp / 'ws'), JUPYTER_RUNTIME_DIR=str(tmp / 'rt'))
     env.pop('SEMPLES_RUN_FLAGGED', None)   # Run All as a student gets it: flagged cells skipped
+    env.pop('MPLBACKEND', None)            # the test command's Agg would stop the kernel's inline figures (widgets draw nothing)
     log = open(tmp / 'lab.log', 'w')
     proc = subprocess.Popen([sys.executable, '-m', 'jupyter', 'lab', '--no-browser', f'--port={port}', '--ServerApp.token=',
                              '--ServerApp.password=', '--allow-root', f'--ServerApp.root_dir={tmp}'],
