@@ -15,7 +15,7 @@ __all__ = ['USER_ERRORS', 'VOC_CLASSES', 'IGNORE_INDEX', 'RUN_FLAGGED_ENV', 'COU
            'atomic_write', 'save_json', 'load_json', 'save_torch', 'load_checkpoint', 'env_info', 'machine_load',
            'config_diff', 'read_jsonl', 'RunDir', 'RunLocked', 'run_lock', 'error_line', 'voc_palette', 'mask_to_image',
            'save_mask', 'load_mask', 'to_image_array', 'overlay', 'show_overlay', 'show_grid', 'project_root',
-           'cell_flag', 'flags_opted_in', 'skip_flagged_lines', 'skip_flagged_cells', 'need']
+           'cell_flag', 'flags_opted_in', 'never_run', 'skip_flagged_lines', 'skip_flagged_cells', 'need']
 
 # %% ../nbs/00_core.ipynb #741f04f6
 def seed_everything(
@@ -404,8 +404,18 @@ def flags_opted_in(env:dict|None=None)->set:
     words = set((os.environ if env is None else env).get(RUN_FLAGGED_ENV, '').replace(',', ' ').split())
     return set(COURSE_FLAGS) if 'all' in words else words & set(COURSE_FLAGS)
 
+def never_run(source:str)->bool:
+    "True for a cell nbdev never evaluates (`#| eval: false` among its leading directive lines)."
+    for line in source.splitlines():
+        s = line.strip()
+        if not s: continue
+        if not s.startswith('#|'): return False
+        if s[2:].replace(' ', '').lower() == 'eval:false': return True
+    return False
+
 def skip_flagged_lines(lines:list, env:dict|None=None)->list:
-    "IPython input transformer: a flagged cell that was not opted into becomes a one-line notice."
+    "IPython input transformer: a flagged cell that was not opted into, or an `eval: false` cell, becomes a one-line notice."
+    if never_run(''.join(lines)): return ["print('[not run: #| eval: false, a cell nbdev never evaluates (it is exported only)]')\n"]
     flag = cell_flag(''.join(lines))
     if flag is None or flag in flags_opted_in(env): return lines
     why = 'a long run' if flag == 'slow' else 'needs a CUDA GPU'

@@ -37,10 +37,13 @@ def lab(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('lab')
     shutil.copytree(ROOT / 'nbs', tmp / 'nbs', ignore=shutil.ignore_patterns('.ipynb_checkpoints'))
     shutil.copy(ROOT / 'settings.ini', tmp)   # the last cell of each notebook runs nbdev_export(): it writes into tmp/semples
+    for d in ('data', 'configs', 'results'):   # a notebook's own cells find the project as the folder above nbs/, as in a clone
+        (tmp / d).symlink_to(ROOT / d, target_is_directory=True)
     cfg, settings = tmp / 'cfg', tmp / 'settings' / '@jupyterlab' / 'notebook-extension'
     cfg.mkdir(); settings.mkdir(parents=True)
     (cfg / 'jupyter_server_config.py').write_text("c.LabApp.news_url = None\n"
-                                                  "c.LabApp.check_for_updates_class = 'jupyterlab.NeverCheckForUpdate'\n")
+                                                  "c.LabApp.check_for_updates_class = 'jupyterlab.NeverCheckForUpdate'\n"
+                                                  "c.ServerApp.disable_check_xsrf = True\n")   # a scratch server on 127.0.0.1: scripts may DELETE sessions
     (settings / 'tracker.jupyterlab-settings').write_text(json.dumps({'windowingMode': 'none'}))   # every cell in the DOM
     port = _free_port()
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(cfg), JUPYTERLAB_SETTINGS_DIR=str(tmp / 'settings'),

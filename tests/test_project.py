@@ -114,7 +114,7 @@ def test_every_notebook_names_its_kernel():
 def _notebooks():
     return [p for p in sorted((ROOT / 'nbs').rglob('*.ipynb')) if '.ipynb_checkpoints' not in p.parts]
 
-def test_stored_outputs_are_not_older_than_the_code():
+def test_stored_outputs_are_not_stale():
     "Every notebook is stored with the outputs of its code as it is now (`semples render --store` records a hash of the code cells)."
     from semples.render import outputs_stale
     stale = [str(p.relative_to(ROOT)) for p in _notebooks() if outputs_stale(json.loads(p.read_text(encoding='utf-8')))]
@@ -140,13 +140,13 @@ def test_stored_outputs_budget_and_hygiene():
     assert figures >= 70, figures   # the course is stored with its pictures (77 when this was written)
 
 def test_run_all_skips_flagged_cells_in_every_notebook():
-    "A notebook with #| slow or #| gpu cells calls skip_flagged_cells() before the first of them, so JupyterLab's Run All skips them."
-    from semples.core import cell_flag
+    "A notebook with #| slow, #| gpu or #| eval: false cells calls skip_flagged_cells() before the first of them, so JupyterLab's Run All skips them."
+    from semples.core import cell_flag, never_run
     src = lambda c: c['source'] if isinstance(c['source'], str) else ''.join(c['source'])
     n = 0
     for p in _notebooks():
         code = [src(c) for c in json.loads(p.read_text(encoding='utf-8'))['cells'] if c['cell_type'] == 'code']
-        first = next((i for i, s in enumerate(code) if cell_flag(s)), None)
+        first = next((i for i, s in enumerate(code) if cell_flag(s) or never_run(s)), None)
         if first is None: continue
         n += 1
         assert any('skip_flagged_cells()' in s for s in code[:first]), f"{p.name}: call skip_flagged_cells() before its first flagged cell"
