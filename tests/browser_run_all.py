@@ -35,7 +35,7 @@ def main(only=None):
                 res[str(nb)] = dict(seconds=round(secs, 1), errors=errs)
             except BaseException as e:   # pytest.fail raises a BaseException subclass
                 res[str(nb)] = dict(seconds=None, errors=[str(e)[:500]])
-            print(f"{str(nb):<32} {res[str(nb)]['seconds'] or 'FAILED':>7} s  {'errors: ' + str(res[str(nb)]['errors']) if res[str(nb)]['errors'] else 'no error output'}", flush=True)
+            print(f"{str(nb):<32} {'FAILED' if res[str(nb)]['seconds'] is None else res[str(nb)]['seconds']:>7} s  {'errors: ' + str(res[str(nb)]['errors']) if res[str(nb)]['errors'] else 'no error output'}", flush=True)
             page.goto('about:blank')
             for s in json.loads(__import__('urllib.request').request.urlopen(f'{url}/api/sessions').read()):   # free the kernel's memory
                 req = __import__('urllib.request').request.Request(f"{url}/api/sessions/{s['id']}", method='DELETE')
