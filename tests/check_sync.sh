@@ -21,7 +21,7 @@ if [ "$lib_before" != "$lib_after" ]; then
   exit 1
 fi
 if [ "$nbs_before" != "$nbs_clean" ]; then
-  dirty=$(diff <(echo "$nbs_before") <(echo "$nbs_clean") | grep '^>' | awk '{print "  " $3}')
+  dirty=$(diff <(echo "$nbs_before") <(echo "$nbs_clean") | grep '^>' | awk '{print "  " $3}' || true)
   if [ "${CI:-}" = "true" ]; then
     echo "FAIL: notebooks not clean (run nbdev_clean, then commit):"; echo "$dirty"; exit 1
   fi

@@ -109,7 +109,7 @@ def test_every_notebook_names_its_kernel():
     for p in nbs:
         if '.ipynb_checkpoints' in p.parts: continue
         ks = json.loads(p.read_text(encoding='utf-8'))['metadata'].get('kernelspec')
-        assert ks == {'display_name': 'python3', 'language': 'python', 'name': 'python3'}, (p.name, ks)
+        assert ks and ks['name'] == 'python3' and ks['language'] == 'python', (p.name, ks)   # display_name: nbdev_clean writes 'python3', JupyterLab 'Python 3 (ipykernel)'
 
 def _notebooks():
     return [p for p in sorted((ROOT / 'nbs').rglob('*.ipynb')) if '.ipynb_checkpoints' not in p.parts]
@@ -125,19 +125,19 @@ def test_stored_outputs_budget_and_hygiene():
     A notebook whose outputs are not the stored ones (run and saved in JupyterLab) is left out here, except in CI."""
     from semples.render import outputs_hash
     import os, warnings
-    total, figures = 0, 0
+    total, figures, skipped = 0, 0, 0
     for p in _notebooks():
         nb = json.loads(p.read_text(encoding='utf-8'))
         if outputs_hash(nb) != nb['metadata'].get('semples', {}).get('outputs_sha256'):
             assert os.environ.get('CI') != 'true', f"{p.name}: outputs are not the stored ones: run `semples render --store`"
-            warnings.warn(f"{p.name} has outputs of a JupyterLab run, not the stored ones: not checked"); continue
+            warnings.warn(f"{p.name} has outputs of a JupyterLab run, not the stored ones: not checked"); skipped += 1; continue
         outs = [o for c in nb['cells'] if c['cell_type'] == 'code' for o in c.get('outputs', [])]
         total += p.stat().st_size; figures += sum('image/png' in o.get('data', {}) for o in outs)
         text = json.dumps(outs)
         assert 'application/vnd.jupyter.widget-view+json' not in text, p.name
         assert '/tmp/tmp' not in text and str(ROOT) not in text and 'ipython-input-' not in text, p.name
     assert total <= 10 * 2**20, f"notebooks with their outputs: {total / 2**20:.1f} MB > 10 MB budget"
-    assert figures >= 70, figures   # the course is stored with its pictures (77 when this was written)
+    if not skipped: assert figures >= 70, figures   # the course is stored with its pictures (77 when this was written)
 
 def test_run_all_skips_flagged_cells_in_every_notebook():
     "A notebook with #| slow, #| gpu or #| eval: false cells calls skip_flagged_cells() before the first of them, so JupyterLab's Run All skips them."
