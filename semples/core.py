@@ -15,7 +15,8 @@ __all__ = ['USER_ERRORS', 'VOC_CLASSES', 'IGNORE_INDEX', 'RUN_FLAGGED_ENV', 'COU
            'atomic_write', 'save_json', 'load_json', 'save_torch', 'load_checkpoint', 'env_info', 'machine_load',
            'config_diff', 'read_jsonl', 'RunDir', 'RunLocked', 'run_lock', 'error_line', 'voc_palette', 'mask_to_image',
            'save_mask', 'load_mask', 'to_image_array', 'overlay', 'show_overlay', 'show_grid', 'project_root',
-           'cell_flag', 'flags_opted_in', 'never_run', 'skip_flagged_lines', 'skip_flagged_cells', 'need']
+           'leading_directives', 'cell_flag', 'flags_opted_in', 'never_run', 'skip_flagged_lines', 'skip_flagged_cells',
+           'need']
 
 # %% ../nbs/00_core.ipynb #741f04f6
 def seed_everything(
@@ -389,14 +390,19 @@ def project_root()->Path:
 RUN_FLAGGED_ENV = 'SEMPLES_RUN_FLAGGED'   # the switch: 'slow', 'gpu', 'slow,gpu' or 'all'
 COURSE_FLAGS = ('slow', 'gpu')            # the nbdev test flags that mark long or GPU-only cells
 
-def cell_flag(source:str)->str|None:
-    "The flag (`slow` or `gpu`) that a cell's leading `#|` directive lines carry, or None."
+def leading_directives(source:str)->dict:
+    "The `#|` directive lines a cell starts with, as nbdev reads them: {'slow': [], 'eval:': ['false'], ...}."
+    out = {}
     for line in source.splitlines():
         s = line.strip()
         if not s: continue
-        if not s.startswith('#|'): return None
-        if (w := s[2:].split()) and w[0] in COURSE_FLAGS: return w[0]
-    return None
+        if not s.startswith('#|'): break
+        if w := s[2:].replace(':', ': ', 1).split(): out[w[0]] = w[1:]   # 'eval:false' reads as 'eval: false'
+    return out
+
+def cell_flag(source:str)->str|None:
+    "The flag (`slow` or `gpu`) that a cell's leading `#|` directive lines carry, or None."
+    return next((f for f in leading_directives(source) if f in COURSE_FLAGS), None)
 
 # %% ../nbs/00_core.ipynb #51420789
 def flags_opted_in(env:dict|None=None)->set:
@@ -406,12 +412,7 @@ def flags_opted_in(env:dict|None=None)->set:
 
 def never_run(source:str)->bool:
     "True for a cell nbdev never evaluates (`#| eval: false` among its leading directive lines)."
-    for line in source.splitlines():
-        s = line.strip()
-        if not s: continue
-        if not s.startswith('#|'): return False
-        if s[2:].replace(' ', '').lower() == 'eval:false': return True
-    return False
+    return [w.lower() for w in leading_directives(source).get('eval:', [])] == ['false']
 
 def skip_flagged_lines(lines:list, env:dict|None=None)->list:
     "IPython input transformer: a flagged cell that was not opted into, or an `eval: false` cell, becomes a one-line notice."

@@ -117,14 +117,14 @@ def store_outputs(
     "Copy the tidied outputs of `executed` into `src` by cell id, record its `code_hash`, and clean it with nbdev."
     from nbdev.clean import clean_nb
     from nbdev.config import get_config
-    from semples.core import atomic_write
+    from semples.core import atomic_write, leading_directives
     nb, ex = json.loads(Path(src).read_text()), json.loads(Path(executed).read_text())
     outs = {c.get('id'): c.get('outputs', []) for c in ex['cells'] if c['cell_type'] == 'code'}
     if {c.get('id') for c in nb['cells'] if c['cell_type'] == 'code'} != set(outs):
         raise ValueError(f"{executed} is not an executed copy of {src} (cell ids differ): render it again")
     n = 0
     for c in (c for c in nb['cells'] if c['cell_type'] == 'code'):
-        volatile = re.search(r'^\s*#\|\s*volatile\b', ''.join(c['source']), re.M)   # a measurement: differs on every run
+        volatile = 'volatile' in leading_directives(''.join(c['source']))   # a measurement: differs on every run
         c['outputs'] = [] if volatile else tidy_outputs(outs[c.get('id')], root); n += len(c['outputs'])
     cfg = get_config(); clean_nb(nb, False, cfg.allowed_metadata_keys.split(), cfg.allowed_cell_metadata_keys.split(), cfg.clean_ids)
     nb.setdefault('metadata', {})['semples'] = {'code_sha256': code_hash(nb), 'outputs_sha256': outputs_hash(nb)}
@@ -230,7 +230,7 @@ def _map_page(res:list, out:Path):
                    f"<td class='num'>{r['seconds']:.0f}</td><td class='num'>{r['figures']}</td></tr>" for i, r in enumerate(res))
     (out/'index.html').write_text("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>Course map · semples</title>"
         "<link rel='stylesheet' href='style.css'></head><body><h1>semples: the course map</h1><p>SemPLeS reproduced as notebooks, "
-        "in reading order. Time: seconds to run the notebook's cells on 2 CPU cores (long <code>#| slow</code> cells excluded).</p>"
+        "in reading order. Time: seconds its cells took when this site was rendered (long <code>#| slow</code> cells excluded).</p>"
         "<table class='map'><tr><th>#</th><th>notebook</th><th>what it teaches</th><th>time (s)</th><th>figures</th></tr>"
         f"{rows}</table></body></html>\n", encoding='utf-8')
 

@@ -6,7 +6,7 @@ times come from it.
 
 Uses the machinery of tests/test_browser.py (a scratch copy of nbs/, the system Chromium, Playwright).
 """
-import argparse, json, sys, time
+import argparse, json, sys, time, urllib.request
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import test_browser as tb
@@ -37,9 +37,8 @@ def main(only=None):
                 res[str(nb)] = dict(seconds=None, errors=[str(e)[:500]])
             print(f"{str(nb):<32} {'FAILED' if res[str(nb)]['seconds'] is None else res[str(nb)]['seconds']:>7} s  {'errors: ' + str(res[str(nb)]['errors']) if res[str(nb)]['errors'] else 'no error output'}", flush=True)
             page.goto('about:blank')
-            for s in json.loads(__import__('urllib.request').request.urlopen(f'{url}/api/sessions').read()):   # free the kernel's memory
-                req = __import__('urllib.request').request.Request(f"{url}/api/sessions/{s['id']}", method='DELETE')
-                __import__('urllib.request').request.urlopen(req)
+            for s in json.loads(urllib.request.urlopen(f'{url}/api/sessions').read()):   # free the kernel's memory
+                urllib.request.urlopen(urllib.request.Request(f"{url}/api/sessions/{s['id']}", method='DELETE'))
         b.close()
     try: next(lab)
     except StopIteration: pass
