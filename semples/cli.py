@@ -28,7 +28,9 @@ COMMANDS = {  # name -> (module, function, one-line help)
     'toyclip-pretrain': ('semples.toyclip', 'toyclip_pretrain', 'retrain the tiny CLIP on ToyWorld (CPU minutes); stores it if it clears the bars'),
     'render': ('semples.render', 'render_cli', 'execute the notebooks and write HTML course pages (offline, no Quarto)'),
     'bench': ('semples.research.bench', 'run_bench', "benchmark each stage's training step: images/s, FLOPs, peak memory (GPU)"),
-    'gate': ('semples.research.mechanism', 'gate_cli', "where stage 0's errors lie in a ToyWorld context (own co-occurring region or elsewhere): the mechanism study's gate"),
+    'gate': ('semples.research.mechanism', 'gate_cli', "where stage 0's errors lie in a ToyWorld world (own co-occurring region or elsewhere): the mechanism study's gate"),
+    'judge': ('semples.research.mechanism', 'judge_cli', "the faint world's judge (a tiny CLIP pretrained on whole images): recognition, co-occurrence bias, cosine spread, refinement probe"),
+    'study': ('semples.research.mechanism', 'study_cli', "the mechanism study's ablation: rows A-E per seed in a ToyWorld world (default faint, fresh seeds 51-53), the summary and its targets"),
 }
 
 # %% ../nbs/90_cli.ipynb #642c6030

@@ -20,10 +20,10 @@ from .toyworld import ToyWorld, TOY_CLASSES, TOY_BACKGROUNDS, COOCCURRENCE, capt
 # %% auto #0
 __all__ = ['TOYCLIP_CFG', 'TOYCLIP_PREPROCESS', 'CLASS_TEMPLATE', 'BACKGROUND_TEMPLATE', 'KINDS', 'BARS', 'build_toyclip',
            'toyclip_tokenizer', 'toyworld_token_ids', 'mask_image', 'normalize', 'masked_views', 'rim_view',
-           'training_batch', 'contrastive_loss', 'toyclip_dir', 'save_toyclip', 'verify_toyclip', 'load_toyclip',
-           'pretrain_toyclip', 'to_chw', 'encode_images', 'encode_texts', 'class_prompts', 'background_prompts',
-           'toyclip_metrics', 'meets_bars', 'similarity_heatmap', 'removed_object_similarity', 'toyclip_eval',
-           'toyclip_pretrain']
+           'random_box', 'erased_view', 'training_batch', 'contrastive_loss', 'toyclip_dir', 'save_toyclip',
+           'verify_toyclip', 'load_toyclip', 'pretrain_toyclip', 'to_chw', 'encode_images', 'encode_texts',
+           'class_prompts', 'background_prompts', 'toyclip_metrics', 'meets_bars', 'similarity_heatmap',
+           'removed_object_similarity', 'toyclip_eval', 'toyclip_pretrain']
 
 # %% ../nbs/02_toyclip.ipynb #88b183e7
 TOYCLIP_CFG = dict(  # open_clip model_cfg of the tiny CLIP
@@ -94,7 +94,7 @@ def masked_views(
             mask_image(sample['image'], 1 - m), caption(rest, sample['background'] if name_bg else None))
 
 # %% ../nbs/02_toyclip.ipynb #f8d575d1
-KINDS = ('full', 'empty', 'fg', 'bg', 'rim')
+KINDS = ('full', 'empty', 'fg', 'bg', 'rim', 'erased')
 
 # %% ../nbs/02_toyclip.ipynb #6ddd2079
 def rim_view(
@@ -109,19 +109,46 @@ def rim_view(
     if r: m = F.max_pool2d(m[None, None], 2 * r + 1, 1, r)[0, 0]          # grow by r px (square neighbourhood)
     return mask_image(sample['image'], m), caption([cls], sample['background'])
 
+# %% ../nbs/02_toyclip.ipynb #ab139f8a
+def random_box(
+    H:int, W:int,            # image size
+    rng:np.random.Generator,
+    area:tuple=(0.15, 0.5),  # share of the image the rectangle covers
+)->np.ndarray:               # (H, W) float32: 0 inside one random rectangle (aspect 1:2 to 2:1), 1 elsewhere
+    "A keep-map with one random rectangle blanked: random erasing's box."
+    a, ar = rng.uniform(*area) * H * W, np.exp(rng.uniform(np.log(0.5), np.log(2)))
+    h = int(np.clip(round(np.sqrt(a / ar)), 1, H)); w = int(np.clip(round(a / h), 1, W))
+    y, x = int(rng.integers(0, H - h + 1)), int(rng.integers(0, W - w + 1))
+    m = np.ones((H, W), np.float32); m[y:y + h, x:x + w] = 0
+    return m
+
+def erased_view(
+    sample:dict,           # a ToyWorld sample
+    m:np.ndarray,          # (H, W) keep-map: 0 blanks a pixel (`random_box`)
+    rng:np.random.Generator, # for the caption choice
+    keep:float=0.3,        # a class (or the background) is named when at least this share of it stays visible
+)->tuple:                  # (image (3, H, W) float in [0, 1], caption); the whole image and its caption when nothing stays visible
+    "Random erasing: the image with the pixels of `m` == 0 blanked, captioned with what stays visible."
+    H, W = sample['mask'].shape
+    seen = [c for c in sample['objects'] if m[sample['mask'] == TOY_CLASSES.index(c) + 1].mean() >= keep]
+    ground = (sample['mask'] == 0) & (sample['context'] if 'context' in sample else True)
+    bg = ground.any() and m[ground].mean() >= keep and (not seen or rng.random() < 0.5)
+    if not seen and not bg: return mask_image(sample['image'], np.ones((H, W), np.float32)), sample['caption']
+    return mask_image(sample['image'], m), caption(seen, sample['background'] if bg else None)
+
 # %% ../nbs/02_toyclip.ipynb #9c2c4dcc
 def training_batch(
     world:ToyWorld,            # the training world (its seed is the training seed)
     step:int,                  # batch number: batch `step` uses images step*batch_size ... onwards
     batch_size:int=128,        # pairs per batch
-    mix:tuple=(0.6, 0.1, 0.15, 0.15), # probabilities of the kinds full, empty, fg, bg (and rim, when 5 are given)
+    mix:tuple=(0.6, 0.1, 0.15, 0.15), # probabilities of the kinds full, empty, fg, bg (and rim, erased, when 5 or 6 are given)
     rng:np.random.Generator|None=None, # for kinds and caption choices; seeded from (world.seed, step) when None
     rim_max:int=3,             # rim views grow the class by 1 ... rim_max pixels
 )->tuple:                      # (images (B, 3, H, W) float in [0, 1], list of B captions, list of B kinds)
     "One batch of image-caption pairs: full images, background-only images and masked views."
-    if len(mix) not in (4, 5) or abs(sum(mix) - 1) > 1e-6 or min(mix) < 0:
-        raise ValueError(f"mix must be 4 probabilities (full, empty, fg, bg) or 5 (+ rim) summing to 1, got {mix}")
-    if len(mix) == 5 and rim_max < 1: raise ValueError(f"rim_max must be >= 1 pixel, got {rim_max}")
+    if len(mix) not in (4, 5, 6) or abs(sum(mix) - 1) > 1e-6 or min(mix) < 0:
+        raise ValueError(f"mix must be 4 probabilities (full, empty, fg, bg), 5 (+ rim) or 6 (+ erased) summing to 1, got {mix}")
+    if len(mix) >= 5 and mix[4] > 0 and rim_max < 1: raise ValueError(f"rim_max must be >= 1 pixel, got {rim_max}")
     rng = rng or np.random.default_rng([world.seed, step, 7])
     imgs, caps, kinds = [], [], []
     for j, k in enumerate(rng.choice(len(mix), size=batch_size, p=list(mix))):
@@ -131,9 +158,10 @@ def training_batch(
         elif k < 4:
             fg, fc, bg, bc = masked_views(x, x['objects'][rng.integers(len(x['objects']))], rng)
             im, cap = (fg, fc) if k == 2 else (bg, bc)
-        else:
+        elif k == 4:
             cls = x['objects'][rng.integers(len(x['objects']))]
             im, cap = rim_view(x, cls, int(rng.integers(1, rim_max + 1)))
+        else: im, cap = erased_view(x, random_box(*x['mask'].shape, rng), rng)
         imgs.append(im); caps.append(cap + ('.' if rng.random() < 0.5 else '')); kinds.append(KINDS[k])
     return torch.stack(imgs), caps, kinds
 
@@ -240,7 +268,8 @@ def pretrain_toyclip(
     rim_max:int=3,          # rim views grow the class by 1 ... rim_max pixels (used only with a 5-probability mix)
     p_caption_bg:float=0.3, # probability that a full image's object caption names the background
     p_cooc:float=0.95,      # own-background probability of the training world (stronger than ToyWorld's default)
-    context:str='scene',    # the training world's `context`: 'scene' (the stored CLIP) or 'local' (see 01_toyworld)
+    context:str='scene',    # the training world's `context`: 'scene' (the stored CLIP), 'local' or 'region' (see 01_toyworld)
+    world_kw:dict|None=None, # further `ToyWorld` arguments of the training world (object_scale, object_opacity)
     threads:int|None=2,     # torch CPU threads (None leaves torch's setting)
     device:str='cpu',       # training device
     progress:bool=True,     # show a tqdm progress bar
@@ -257,7 +286,7 @@ def pretrain_toyclip(
     model.token_embedding.weight.data.copy_(full.weight.data[used.to(dev)])
     opt = torch.optim.AdamW(_decay_groups(model, weight_decay), lr=lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1., (s + 1) / 20) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
-    world, t0, losses = ToyWorld(seed=seed, p_cooc=p_cooc, p_caption_bg=p_caption_bg, context=context), time.time(), []
+    world, t0, losses = ToyWorld(seed=seed, p_cooc=p_cooc, p_caption_bg=p_caption_bg, context=context, **(world_kw or {})), time.time(), []
     model.train()
     for step in (bar := tqdm(range(steps), disable=not progress, desc='ToyCLIP')):
         x, caps, _ = training_batch(world, step, batch_size, mix, rim_max=rim_max)
@@ -272,6 +301,7 @@ def pretrain_toyclip(
     model.token_embedding = full
     model.eval()
     record = dict(train_seed=seed, steps=steps, batch_size=batch_size, lr=lr, weight_decay=weight_decay, mix=list(mix), p_caption_bg=p_caption_bg, p_cooc=p_cooc, context=context,
+                  **(dict(world_kw=dict(world_kw)) if world_kw else {}),
                   **(dict(rim_max=rim_max) if len(mix) == 5 else {}),
                   threads=threads, device=str(dev), train_seconds=round(time.time() - t0, 1), final_loss=float(np.mean(losses[-20:])),
                   trained_token_ids=used.tolist(), mask_fill='pixel space: M*X with X in [0,1], blanked pixels 0 (black), then CLIP mean/std',

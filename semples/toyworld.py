@@ -184,6 +184,7 @@ def draw_object(
     name:str,        # one of `TOY_CLASSES`
     box:tuple,       # (x0, y0, w, h) in pixels
     rng:np.random.Generator, # for colour jitter, spots and mirroring
+    opacity:float=1.0, # 1 paints the object; below 1 blends it over what is under it (a fainter object)
 )->np.ndarray:       # the object's own (H, W) bool mask (before later objects cover it)
     "Paint object `name` into `img` and its class index into `mask`; returns the pixels it covers."
     if name not in _OBJECTS: raise ValueError(f"class {name!r} is unknown; choose from {TOY_CLASSES}")
@@ -193,7 +194,9 @@ def draw_object(
     col = lambda rgb: tuple(int(np.clip(a + j, 0, 255)) for a, j in zip(rgb, jit))
     _OBJECTS[name][0](_Pen(layer, m, box, bool(rng.integers(2)), max(1, round(H / 64))), col, rng)
     own = np.asarray(m) > 0
-    img[own] = np.asarray(layer)[own]; mask[own] = TOY_CLASSES.index(name) + 1
+    paint = np.asarray(layer)[own].astype(np.float32)
+    img[own] = np.rint(opacity * paint + (1 - opacity) * img[own]).astype(np.uint8) if opacity < 1 else paint.astype(np.uint8)
+    mask[own] = TOY_CLASSES.index(name) + 1
     return own
 
 # %% ../nbs/01_toyworld.ipynb #6da3ecfb
@@ -238,6 +241,8 @@ class ToyWorld:
                  classes:list|None=None, # subset of `TOY_CLASSES` that may appear (mask indices keep `TOY_CLASSES` numbering)
                  p_caption_bg:float=0.5, # probability that an object caption names the background
                  context:str='scene', # 'scene': the background fills the image; 'local': a patch around each object; 'region': a band bordering the first
+                 object_scale:float=1.0,   # objects' size relative to the default sizes (0.6: smaller objects, more of the image is background)
+                 object_opacity:float=1.0, # 1: objects painted; below 1: blended over their background (fainter objects)
                 ):
         if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 32:
             raise ValueError(f"size must be an integer >= 32 (pixels per side), got {size!r}")
@@ -251,10 +256,15 @@ class ToyWorld:
         self.size, self.max_objects, self.classes = int(size), int(max_objects), classes
         if context not in CONTEXTS: raise ValueError(f"context must be one of {CONTEXTS}, got {context!r}")
         self.context = context
+        if not isinstance(object_scale, (int, float, np.floating, np.integer)) or not 0.25 <= float(object_scale) <= 1.5:
+            raise ValueError(f"object_scale must be a number in [0.25, 1.5] (1 = the default sizes), got {object_scale!r}")
+        if _check_prob('object_opacity', object_opacity) < 0.2: raise ValueError(f"object_opacity must be at least 0.2 (an object must stay visible), got {object_opacity!r}")
+        self.object_scale, self.object_opacity = float(object_scale), float(object_opacity)
 
     def __repr__(self):
-        return (f"ToyWorld(size={self.size}, p_cooc={self.p_cooc}, max_objects={self.max_objects}, p_empty={self.p_empty}, seed={self.seed}"
-                + (f", context={self.context!r})" if self.context != 'scene' else ')'))
+        extra = [f"context={self.context!r}"] * (self.context != 'scene') + [f"object_scale={self.object_scale}"] * (self.object_scale != 1) \
+                + [f"object_opacity={self.object_opacity}"] * (self.object_opacity != 1)
+        return f"ToyWorld(size={self.size}, p_cooc={self.p_cooc}, max_objects={self.max_objects}, p_empty={self.p_empty}, seed={self.seed}" + ''.join(', ' + e for e in extra) + ')'
 
 # %% ../nbs/01_toyworld.ipynb #55410804
 @patch
@@ -285,13 +295,13 @@ def _boxes_overlap(a, b)->float:
     return ix * iy / max(1e-9, min(a[2] * a[3], b[2] * b[3]))
 
 # %% ../nbs/01_toyworld.ipynb #19930ab9
-def _place(n:str, k:int, S:int, rng, boxes:list)->tuple:
-    "A box (x0, y0, w, h) for object `n` (one of `k` in the image) that overlaps the earlier `boxes` little (a few tries)."
+def _place(n:str, k:int, S:int, rng, boxes:list, scale:float=1.0)->tuple:
+    "A box (x0, y0, w, h) for object `n` (one of `k` in the image, sizes times `scale`) that overlaps the earlier `boxes` little (a few tries)."
     aspect = _OBJECTS[n][1]
     for _ in range(8):
-        w = S * rng.uniform(0.38, 0.6) if k == 1 else S * rng.uniform(0.3, 0.45)
+        w = scale * S * (rng.uniform(0.38, 0.6) if k == 1 else rng.uniform(0.3, 0.45))
         w = min(w, S * 0.95); h = w / aspect
-        if h < S * 0.16: h = S * 0.16; w = h * aspect
+        if h < scale * S * 0.16: h = scale * S * 0.16; w = h * aspect
         box = (rng.uniform(0, S - w), rng.uniform(0, S - h), w, h)
         if all(_boxes_overlap(box, b) < 0.25 for b in boxes): break
     return box
@@ -325,17 +335,17 @@ def _render(self:ToyWorld, names:list, bg:str, rng, id_:str)->dict:
     if self.context == 'scene':   # place and draw each object in turn
         img, owns = background_image(bg, S, rng), []
         for n in names:
-            boxes.append(_place(n, len(names), S, rng, boxes)); owns.append(draw_object(img, mask, n, boxes[-1], rng))
+            boxes.append(_place(n, len(names), S, rng, boxes, self.object_scale)); owns.append(draw_object(img, mask, n, boxes[-1], rng, self.object_opacity))
     else:                         # far background, `bg` in the patches around all boxes (or a band under the first), then the objects
         others = [b for b in TOY_BACKGROUNDS if b != bg]
         far = NEUTRAL if self.context == 'region' else others[rng.integers(len(others))] if names else bg
         img = np.clip(_plain(rng, S), 0, 255).astype(np.uint8) if far == NEUTRAL else background_image(far, S, rng)
         near = background_image(bg, S, rng)
-        for n in names: boxes.append(_place(n, len(names), S, rng, boxes))
+        for n in names: boxes.append(_place(n, len(names), S, rng, boxes, self.object_scale))
         ctx = _band(boxes[0] if boxes else None, bg, S, rng) if self.context == 'region' else _patches(boxes, S)
         if self.context == 'region': near = np.roll(near, int(round(np.flatnonzero(ctx[:, 0]).mean() - S / 2)), axis=0)   # rails, road marks into the band
         img[ctx] = near[ctx]
-        owns = [draw_object(img, mask, n, box, rng) for n, box in zip(names, boxes)]
+        owns = [draw_object(img, mask, n, box, rng, self.object_opacity) for n, box in zip(names, boxes)]
         extra = dict(context=ctx, far=far)
     instances = [n for j, n in enumerate(names) if (owns[j] & (mask == TOY_CLASSES.index(n) + 1)).any()]  # still visible
     visible = list(dict.fromkeys(instances))   # drawing order, each class once

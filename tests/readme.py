@@ -1,6 +1,7 @@
 """Render README.md from the markdown cells of nbs/index.ipynb (Quarto, which nbdev_readme needs, is not used);
 the marker `<!-- results.csv -->` becomes the results table generated from results/results.csv, and
-`<!-- claims -->` the claims table of the ToyWorld ablation (`semples.research.results.claims_markdown`).
+`<!-- claims -->` the claims table of the ToyWorld ablation (`semples.research.results.claims_markdown`), and
+`<!-- study -->` the mechanism study's rows and targets (`semples.research.mechanism.study_markdown`).
 
     python tests/readme.py          # rewrite README.md
     python tests/readme.py --check  # exit 1 when README.md is out of date
@@ -11,6 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_MARK = '<!-- results.csv -->'
 CLAIMS_MARK = '<!-- claims -->'
+STUDY_MARK = '<!-- study -->'
 
 def render(nb_path=ROOT / 'nbs' / 'index.ipynb') -> str:
     "README text: the markdown cells of the index notebook, in order; the title's `> subtitle` stays a quote."
@@ -24,6 +26,9 @@ def render(nb_path=ROOT / 'nbs' / 'index.ipynb') -> str:
     if CLAIMS_MARK in text:    # the claims of the ToyWorld ablation, generated from the stored result files
         from semples.research.results import claims_markdown
         text = text.replace(CLAIMS_MARK, claims_markdown())
+    if STUDY_MARK in text:     # the mechanism study's rows and targets, generated from its stored file
+        from semples.research.mechanism import study_markdown
+        text = text.replace(STUDY_MARK, study_markdown())
     return text
 
 if __name__ == '__main__':

@@ -1,4 +1,4 @@
-"The stored ToyWorld results agree with themselves: each summary and claim list recomputes from the per-seed metrics stored next to it (scene and local worlds), the error bins add up, and the development tries hold their defaults."
+"The stored ToyWorld results agree with themselves: each summary, claim list and target list recomputes from the per-seed metrics stored next to it (scene, local and faint worlds), the error bins add up, the gate and judge verdicts follow from their figures, and the development tries hold their defaults."
 import json, math
 import pytest
 from semples.core import load_json, project_root
@@ -78,6 +78,32 @@ def test_region_gate_recomputes_on_development_seeds():
     from semples.research.mechanism import GATE_FILE, gate_verdict
     g = load_json(project_root()/GATE_FILE)
     assert set(g['seeds']) <= {1, 2} and g['runs']
-    for ctx, rows in g['runs'].items():
-        assert all(r['context'] == ctx for r in rows)
-        assert g['verdicts'][ctx] == json.loads(json.dumps(gate_verdict(rows)))
+    for name, rows in g['runs'].items():
+        assert all(r['world'] == name and r['context'] == g['worlds'][name]['context'] for r in rows)
+        assert g['verdicts'][name] == json.loads(json.dumps(gate_verdict(rows)))
+
+def test_faint_study_recomputes_from_its_seeds():
+    "results/toyworld_faint_study.json: the summary and every target follow from the stored per-seed rows; fresh seeds, the faint world, its judge, the chosen settings."
+    from semples.research.mechanism import STUDY_FILE, STUDY_OVER, WORLDS, JUDGES, study_targets
+    res = load_json(project_root()/STUDY_FILE)
+    assert res['summary'] == summarize(res['runs'])
+    assert res['targets'] == study_targets(res['summary'], res['runs'][0]['cooccurrence'])
+    others = set().union(*(load_json(project_root()/f)['summary']['seeds'] for f in (RESULTS_FILE, REPLICATION_FILE, LOCAL_FILE)))
+    assert not set(res['summary']['seeds']) & (others | {0, 1, 2})   # fresh: never a development, demo or earlier study seed
+    assert res['world'] == 'faint' and res['over'] == STUDY_OVER
+    for r in res['runs']:
+        w, c = r['config']['data']['world'], r['config']
+        assert {k: w[k] for k in WORLDS['faint']} == WORLDS['faint'] and c['clip']['name'].endswith(JUDGES['faint'])
+        assert all(c[sec][k] == v for sec, kv in STUDY_OVER.items() for k, v in kv.items())
+        assert sorted(r['errors']) == sorted(r['miou']) and set(r['prompt_class_cos']) == set(r['prompt_words'])
+
+def test_faint_dev_tries_are_on_development_seeds():
+    from semples.research.mechanism import STUDY_DEV_FILE
+    d = load_json(project_root()/STUDY_DEV_FILE)
+    assert d['tries'] and all(t['seed'] in (1, 2) for t in d['tries'])
+
+def test_faint_judge_file_holds_its_bars():
+    "results/toyworld_faint_judge.json: the bars follow from the stored figures."
+    from semples.research.mechanism import JUDGE_FILE, JUDGE_BARS
+    j = load_json(project_root()/JUDGE_FILE)
+    assert j['bars'] == {**{k: j[k] >= v for k, v in JUDGE_BARS.items()}, 'probe': j['probe']['d_band'] > j['probe']['d_control']}

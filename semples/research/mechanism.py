@@ -5,29 +5,40 @@
 # %% ../../nbs/research/05_mechanism.ipynb #bc24558b
 from __future__ import annotations
 from pathlib import Path
-import numpy as np
+import numpy as np, torch
 from ..core import save_json, load_json, project_root
 
 # %% auto #0
-__all__ = ['GATE_FILE', 'GATE_BARS', 'world_config', 'stage0_gate', 'gate_verdict', 'gate_table', 'plot_gate', 'run_gate',
-           'gate_cli']
+__all__ = ['GATE_FILE', 'WORLDS', 'JUDGES', 'GATE_BARS', 'JUDGE_DIR', 'JUDGE_FILE', 'JUDGE_RECIPE', 'JUDGE_BARS',
+           'REAL_CLIP_BAND', 'STUDY_FILE', 'STUDY_DEV_FILE', 'STUDY_SEEDS', 'STUDY_ROWS', 'STUDY_OVER', 'STUDY_TARGETS',
+           'world_config', 'stage0_gate', 'gate_verdict', 'gate_table', 'plot_gate', 'run_gate', 'gate_cli',
+           'pretrain_judge', 'control_rows', 'judge_probe', 'judge_metrics', 'judge_table', 'judge_cli', 'plot_judge',
+           'prompt_class_cos', 'study_config', 'run_study_seed', 'study_targets', 'collect_study', 'study_table',
+           'study_cli', 'study_markdown']
 
 # %% ../../nbs/research/05_mechanism.ipynb #2c8238d2
 GATE_FILE = 'results/toyworld_region_gate.json'  # the gate on the development seeds (slow cell below; `semples gate`)
+WORLDS = dict(  # name -> `data.world` settings of the study's worlds (the rest is the demo's)
+    scene=dict(context='scene'), local=dict(context='local'), region=dict(context='region'),
+    faint=dict(context='region', p_cooc=0.95, object_scale=0.6, object_opacity=0.7),   # passed the gate (seeds 1, 2)
+)
+JUDGES = dict(faint='data/toyclip_faint')  # world -> its own judge (a tiny CLIP pretrained on that world's whole images; see below)
 GATE_BARS = dict(own_share=0.30, leak_ratio=3.0)  # stage-0 wrong pixels on the own region (share); own / other leak
 
 # %% ../../nbs/research/05_mechanism.ipynb #ecefa67c
 def world_config(
     seed:int,               # world and training seed
-    context:str='region',   # the world's context: 'scene', 'local' or 'region'
+    world:str='faint',      # a name in `WORLDS`
     quick:bool=False,       # the demo's smoke-size config (numbers meaningless)
     config:str|None=None,   # start from this config file (default: configs/toyworld.json)
 )->dict:                    # the resolved config
-    "The demo's config for one seed, with the world's `context` set."
+    "The demo's config for one seed, in the named world."
     from semples.demo import demo_config
     from semples.config import check_config
-    cfg = demo_config(seed, quick, config); cfg['data']['world']['context'] = context
-    return check_config(cfg, f'{context} world, seed {seed}')
+    if world not in WORLDS: raise ValueError(f"unknown world {world!r}: choose one of {list(WORLDS)}")
+    cfg = demo_config(seed, quick, config); cfg['data']['world'].update(WORLDS[world])
+    if world in JUDGES and cfg['clip']['name'] == 'toyclip': cfg['clip']['name'] = 'local-dir:' + str(project_root()/JUDGES[world])
+    return check_config(cfg, f'{world} world, seed {seed}')
 
 # %% ../../nbs/research/05_mechanism.ipynb #1841dcd0
 def stage0_gate(
@@ -88,29 +99,298 @@ def plot_gate(res:dict, ax=None):
 
 # %% ../../nbs/research/05_mechanism.ipynb #8e7f30cf
 def run_gate(
-    out:str|Path='runs/gate',  # one run folder per (context, seed): OUT/<context>_s<seed>
+    out:str|Path='runs/gate',  # one run folder per (world, seed): OUT/<world>_s<seed>
     seeds=(1, 2),              # development seeds only: the gate decides before any fresh seed is looked at
-    contexts=('region', 'scene'), # worlds to measure
+    worlds=('faint', 'region', 'scene'), # names in `WORLDS`
     quick:bool=False,          # smoke size (numbers meaningless)
     dest:str|Path|None=None,   # also store the result here (e.g. GATE_FILE)
-)->dict:                       # runs {context: [stage0_gate]}, verdicts {context: gate_verdict}
-    "The gate of every context on every seed, with its verdict."
+)->dict:                       # runs {world: [stage0_gate + world]}, verdicts {world: gate_verdict}, worlds {world: settings}
+    "The gate of every world on every seed, with its verdict."
     out = Path(out)
-    runs = {c: [stage0_gate(world_config(s, c, quick), out/f'{c}_s{s}') for s in seeds] for c in contexts}
-    res = dict(seeds=list(seeds), config='configs/toyworld.json (the demo config; data.world.context set per row)', runs=runs,
-               verdicts={c: gate_verdict(r) for c, r in runs.items()})
+    runs = {w: [dict(stage0_gate(world_config(s, w, quick), out/f'{w}_s{s}'), world=w) for s in seeds] for w in worlds}
+    res = dict(seeds=list(seeds), config='configs/toyworld.json (the demo config; data.world updated by WORLDS[world] per row)', runs=runs,
+               verdicts={w: gate_verdict(r) for w, r in runs.items()}, worlds={w: WORLDS[w] for w in worlds})
     if dest is not None: save_json(res, dest)
     return res
 
 # %% ../../nbs/research/05_mechanism.ipynb #319766b4
 def gate_cli(
-    out:str='runs/gate',         # run folders, one per (context, seed)
+    out:str='runs/gate',         # run folders, one per (world, seed)
     seeds:str='1,2',             # development seeds, comma separated
-    contexts:str='region,scene', # ToyWorld contexts, comma separated: scene, local, region
+    worlds:str='faint,region,scene', # names in WORLDS, comma separated: scene, local, region, faint
     quick:bool=False,            # smoke size (numbers meaningless)
     store:bool=False,            # also write results/toyworld_region_gate.json in the checkout
 )->int:
-    "The mechanism study's gate: where stage 0's errors lie in each ToyWorld context (own co-occurring region or elsewhere)."
-    res = run_gate(out, tuple(int(s) for s in seeds.split(',') if s.strip()), tuple(c.strip() for c in contexts.split(',') if c.strip()),
+    "The mechanism study's gate: where stage 0's errors lie in each ToyWorld world (own co-occurring region or elsewhere)."
+    res = run_gate(out, tuple(int(s) for s in seeds.split(',') if s.strip()), tuple(w.strip() for w in worlds.split(',') if w.strip()),
                    quick, project_root()/GATE_FILE if store else None)
     print(gate_table(res)); return 0
+
+# %% ../../nbs/research/05_mechanism.ipynb #713f3331
+JUDGE_DIR = JUDGES['faint']                    # the faint world's judge (open_clip local-dir folder, sha256 sums)
+JUDGE_FILE = 'results/toyworld_faint_judge.json'  # its measured figures (`semples judge --store`)
+JUDGE_RECIPE = dict(steps=600, batch_size=128, lr=1e-3, seed=1000, mix=(0.7, 0.1, 0.0, 0.0, 0.0, 0.2), p_caption_bg=0.3,
+                    p_cooc=WORLDS['faint']['p_cooc'], context='region',
+                    world_kw={k: v for k, v in WORLDS['faint'].items() if k not in ('context', 'p_cooc')})  # whole images (20% randomly erased), no masked views
+JUDGE_BARS = dict(object_acc=0.95)   # the judge must still recognise the objects
+REAL_CLIP_BAND = (0.10, 0.35)        # where a real CLIP's image-text cosines sit (about; the issue's figure), for comparison
+
+# %% ../../nbs/research/05_mechanism.ipynb #faf7ea4d
+def pretrain_judge(
+    out:str|Path|None=None, # checkpoint folder to write (e.g. JUDGE_DIR); None writes nothing
+    progress:bool=True,
+    **over,                 # overrides of `JUDGE_RECIPE` (steps=20 for a smoke run)
+)->tuple:                   # (model, record) as `semples.toyclip.pretrain_toyclip`
+    "Pretrain the faint world's judge: the tiny CLIP on whole images of that world (no masked views)."
+    from semples.toyclip import pretrain_toyclip
+    return pretrain_toyclip(out, progress=progress, **{**JUDGE_RECIPE, **over})
+
+# %% ../../nbs/research/05_mechanism.ipynb #2ee0abc6
+def control_rows(
+    band:np.ndarray,  # (H, W) bool: full-width rows (a region sample's `context`)
+)->np.ndarray|None:   # (H, W) bool: as many full-width rows outside the band, next to it; None when there is no room
+    "An equal strip of the neutral background next to the band: the probe's control region."
+    rows = np.flatnonzero(band[:, 0]); H = band.shape[0]
+    if not len(rows): return None
+    top, hb = rows[0], len(rows)
+    start = top - hb if top >= hb else top + hb if top + 2 * hb <= H else None
+    if start is None: return None
+    out = np.zeros_like(band); out[start:start + hb] = True
+    return out
+
+# %% ../../nbs/research/05_mechanism.ipynb #1918baaf
+def judge_probe(
+    model, tok,             # a tiny CLIP and its tokenizer (`semples.toyclip.load_toyclip`)
+    world:str='faint',      # a name in `WORLDS` (a region world)
+    seed:int=2025,          # world seed of the probe images (not a training seed)
+    n:int=120,              # images (each class on its own band, one object)
+)->dict:                    # exact / band / control: mean stage-(c) loss, s_bg, area; d_band, d_control (loss increases)
+    "Stage (c)'s loss term with the band's words, for the exact object, object + band and object + equal plaster strip."
+    from semples.toyworld import ToyWorld, TOY_CLASSES, COOCCURRENCE
+    from semples.toyclip import mask_image, encode_images, encode_texts, BACKGROUND_TEMPLATE
+    from semples.matching import sim_min_loss
+    w = ToyWorld(seed=seed, max_objects=1, **WORLDS[world]); views, areas, words = dict(exact=[], band=[], control=[]), dict(exact=[], band=[], control=[]), []
+    for i in range(n):
+        c = TOY_CLASSES[i % len(TOY_CLASSES)]; x = w.scene(i, [c], COOCCURRENCE[c]); obj = x['mask'] > 0; ctl = control_rows(x['context'])
+        if ctl is None or not obj.any(): continue
+        for k, m in (('exact', obj), ('band', obj | x['context']), ('control', obj | ctl)):
+            views[k].append(mask_image(x['image'], m.astype(np.float32))); areas[k].append(m.mean())
+        words.append(BACKGROUND_TEMPLATE.format(COOCCURRENCE[c]))
+    if not words: raise ValueError(f"no probe image of world {world!r} had room for a control strip")
+    t = encode_texts(model, tok, words)
+    out = {}
+    for k, v in views.items():
+        s = (encode_images(model, torch.stack(v)) * t).sum(-1)
+        out[k] = dict(loss=float(sim_min_loss(s)), s_bg=float(s.mean()), area=float(np.mean(areas[k])))
+    return out | dict(d_band=out['band']['loss'] - out['exact']['loss'], d_control=out['control']['loss'] - out['exact']['loss'], n=len(words))
+
+# %% ../../nbs/research/05_mechanism.ipynb #c1de03e1
+def judge_metrics(
+    model, tok,             # a tiny CLIP and its tokenizer
+    world:str='faint',      # a name in `WORLDS` (a region world)
+    seed:int=2024,          # evaluation world seed (seed and seed + 1 are used; never a training seed)
+    n:int=300,              # images per measurement
+)->dict:                    # object_acc, background_acc, cooc {own, other, gap, matrix}, spread {matched, all: [p5, p50, p95]}, probe, bars
+    "The judge's figures on fresh images of its world: recognition, co-occurrence bias, cosine spread and the probe."
+    from semples.toyworld import ToyWorld, TOY_CLASSES, TOY_BACKGROUNDS, COOCCURRENCE
+    from semples.toyclip import mask_image, encode_images, encode_texts, class_prompts, background_prompts
+    tc, tb = encode_texts(model, tok, class_prompts()), encode_texts(model, tok, background_prompts())
+    w = ToyWorld(seed=seed, max_objects=1, **WORLDS[world])
+    single = w.sample(n); y = np.array([TOY_CLASSES.index(x['objects'][0]) for x in single])
+    sim = (encode_images(model, [x['image'] for x in single]) @ tc.T).numpy()
+    empty = [w.empty(i) for i in range(n)]; yb = np.array([TOY_BACKGROUNDS.index(x['background']) for x in empty])
+    grid = [(i % 6, (i // 6) % 6) for i in range(n)]                      # every class on every band
+    xs = [w.scene(i, [TOY_CLASSES[c]], TOY_BACKGROUNDS[b]) for i, (c, b) in enumerate(grid)]
+    band = encode_images(model, torch.stack([mask_image(x['image'], (x['context'] & (x['mask'] == 0)).astype(np.float32)) for x in xs])) @ tc.T
+    s_band = band.numpy()[np.arange(n), [c for c, _ in grid]]; own = np.array([COOCCURRENCE[TOY_CLASSES[c]] == TOY_BACKGROUNDS[b] for c, b in grid])
+    pct = lambda v: [float(q) for q in np.percentile(v, (5, 50, 95))]
+    m = dict(object_acc=float(np.mean(sim.argmax(1) == y)), background_acc=float(np.mean((encode_images(model, [x['image'] for x in empty]) @ tb.T).numpy().argmax(1) == yb)),
+             cooc=dict(own=float(s_band[own].mean()), other=float(s_band[~own].mean()), gap=float(s_band[own].mean() - s_band[~own].mean()),
+                       matrix=[[float(s_band[[i for i, g in enumerate(grid) if g == (c, b)]].mean()) for b in range(6)] for c in range(6)]),
+             spread=dict(matched=pct(sim[np.arange(n), y]), all=pct(sim)), real_clip_band=list(REAL_CLIP_BAND),
+             probe=judge_probe(model, tok, world, seed + 1, max(12, n // 2)), world=world, seed=seed, n=n)
+    return m | dict(bars={k: m[k] >= v for k, v in JUDGE_BARS.items()} | dict(probe=m['probe']['d_band'] > m['probe']['d_control']))
+
+# %% ../../nbs/research/05_mechanism.ipynb #64e60164
+def judge_table(m:dict)->str:
+    "The judge's figures as markdown."
+    p, sp = m['probe'], m['spread']
+    return '\n'.join([f"world {m['world']}, eval seeds {m['seed']}/{m['seed'] + 1}, n = {m['n']} images per figure", '',
+        '| figure | value |', '|---|---|',
+        f"| zero-shot object accuracy (bar {JUDGE_BARS['object_acc']}) | {m['object_acc']:.3f} |",
+        f"| zero-shot band accuracy (object-free images) | {m['background_acc']:.3f} |",
+        f"| class text vs band-only view: own band / other bands (gap) | {m['cooc']['own']:.3f} / {m['cooc']['other']:.3f} ({m['cooc']['gap']:+.3f}) |",
+        f"| cosine image-class, matched: 5th / 50th / 95th pct | {' / '.join(f'{v:.2f}' for v in sp['matched'])} |",
+        f"| cosine image-class, all pairs: 5th / 50th / 95th pct | {' / '.join(f'{v:.2f}' for v in sp['all'])} (a real CLIP: about {m['real_clip_band'][0]:.2f}-{m['real_clip_band'][1]:.2f}) |",
+        f"| probe: stage-(c) loss exact / + band / + plaster strip | {p['exact']['loss']:.3f} / {p['band']['loss']:.3f} / {p['control']['loss']:.3f} |",
+        f"| probe: loss increase, band vs equal control ({p['n']} images) | {p['d_band']:+.3f} vs {p['d_control']:+.3f} |",
+        '', 'bars: ' + ', '.join(f"{k} {'holds' if v else 'FAILS'}" for k, v in m['bars'].items())])
+
+# %% ../../nbs/research/05_mechanism.ipynb #56acf604
+def judge_cli(
+    path:str=None,          # judge checkpoint folder (default: data/toyclip_faint in the checkout)
+    world:str='faint',      # the judge's world (a name in WORLDS)
+    seed:int=2024,          # evaluation world seed
+    n:int=300,              # images per figure
+    train:bool=False,       # pretrain the judge into PATH first (about 10 minutes on 2 cores)
+    store:bool=False,       # also write results/toyworld_faint_judge.json in the checkout (with the judge's recipe)
+)->int:
+    "The faint world's judge: recognition, co-occurrence bias, cosine spread and the refinement probe."
+    from semples.toyclip import load_toyclip
+    path = Path(path) if path else project_root()/JUDGE_DIR
+    if train: pretrain_judge(path)
+    model, tok = load_toyclip('cpu', path)
+    m = judge_metrics(model, tok, world, seed, n); print(judge_table(m))
+    if store: save_json(m | dict(judge=JUDGE_DIR, recipe=load_json(path/'open_clip_config.json')['semples']), project_root()/JUDGE_FILE)
+    return 0 if all(m['bars'].values()) else 1
+
+# %% ../../nbs/research/05_mechanism.ipynb #4b0221a7
+def plot_judge(m:dict, axs=None):
+    "Left: class text vs band-only views (rows classes, columns bands; the diagonal is each class's own). Right: the probe."
+    import matplotlib.pyplot as plt
+    from semples.toyworld import TOY_CLASSES, TOY_BACKGROUNDS
+    axs = axs if axs is not None else plt.subplots(1, 2, figsize=(9, 3.2), gridspec_kw=dict(width_ratios=(1.1, 1)))[1]
+    M = np.array(m['cooc']['matrix']); im = axs[0].imshow(M, cmap='viridis')
+    for (r, c), v in np.ndenumerate(M): axs[0].text(c, r, f'{v:.2f}', ha='center', va='center', fontsize=7, color='w' if v < M.max() * 0.7 else 'k')
+    axs[0].set_xticks(range(6), TOY_BACKGROUNDS, fontsize=8); axs[0].set_yticks(range(6), [f'"{c}"' for c in TOY_CLASSES], fontsize=8)
+    axs[0].set_title('cosine of class text with band-only views', fontsize=9); plt.colorbar(im, ax=axs[0], fraction=0.046)
+    p = m['probe']; ks = ('exact', 'band', 'control')
+    axs[1].bar(range(3), [p[k]['loss'] for k in ks], color=['tab:gray', 'tab:red', 'tab:blue'])
+    axs[1].set_xticks(range(3), ['exact object', '+ its band', '+ equal plaster strip'], fontsize=8)
+    axs[1].set_ylabel("stage (c)'s -log(1 - s(view, band words))", fontsize=8); axs[1].set_title(f"the probe ({p['n']} images)", fontsize=9)
+    return axs
+
+# %% ../../nbs/research/05_mechanism.ipynb #afb457a2
+STUDY_FILE = 'results/toyworld_faint_study.json'    # rows A-E on the study seeds (`semples study --store`)
+STUDY_DEV_FILE = 'results/toyworld_faint_dev.json'  # the development-seed tries that chose STUDY_OVER
+STUDY_SEEDS = (51, 52, 53)                          # fresh seeds: no setting was chosen on them
+STUDY_ROWS = ('cam', 'fg_only', 'matching', 'manual_prompts', 'semples')
+STUDY_OVER = dict(refine=dict(lambda_ref=2.0), prompts=dict(lambda_p=0.02))  # chosen on development seeds 1, 2 (tries below)
+
+# %% ../../nbs/research/05_mechanism.ipynb #e9df31ce
+def prompt_class_cos(run)->dict:
+    "cos(t_k, u_k) per class: each learned prompt's text feature against its own class sentence (0: the prompt is not its class)."
+    from semples.prompts import prompt_features
+    from semples.toyworld import TOY_CLASSES
+    if run.prompts is None: raise ValueError(f"{run.path} has no learned prompts (stage b): run the 'semples' row first")
+    names = run.config['match']['class_names'] or list(TOY_CLASSES)
+    t, u = prompt_features(run.prompts), run.clip.class_text_features(list(names), (run.config['match']['template'],))
+    return {c: round(float(v), 4) for c, v in zip(names, (t.float() * u.float()).sum(-1))}
+
+# %% ../../nbs/research/05_mechanism.ipynb #328cd6c6
+def study_config(
+    seed:int,              # world and training seed
+    world:str='faint',     # a name in `WORLDS`
+    quick:bool=False,      # smoke size (numbers meaningless)
+    over:dict|None=None,   # {section: {setting: value}} on top of the world's config (default `STUDY_OVER`)
+)->dict:
+    "One seed's config of the study: `world_config` plus the settings chosen on the development seeds."
+    from semples.config import check_config
+    cfg = world_config(seed, world, quick)
+    for sec, kv in (STUDY_OVER if over is None else over).items(): cfg[sec].update(kv)
+    return check_config(cfg, f'study, {world} world, seed {seed}')
+
+# %% ../../nbs/research/05_mechanism.ipynb #3bc292bd
+def run_study_seed(
+    out:str|Path,          # the seed's run folder (resumes; a finished one is only read)
+    seed:int,
+    world:str='faint',
+    quick:bool=False,
+    over:dict|None=None,   # default `STUDY_OVER`
+    rows=STUDY_ROWS,
+)->dict:                   # the demo's metrics plus prompt_class_cos and errors (also OUT/study.json)
+    "Rows A-E of one seed in the world, with the prompts' cosines to their own class and every row's error breakdown."
+    from semples.demo import run_demo
+    from semples.explore import load_pipeline_run
+    from semples.research.diagnosis import pipeline_errors
+    out = Path(out); f = out/'study.json'
+    if f.is_file() and (out/'metrics.json').is_file() and load_json(out/'metrics.json').get('complete'): return {**load_json(out/'metrics.json'), **load_json(f)}
+    m = run_demo(out, study_config(seed, world, quick, over), rows, progress=False, clip_eval_n=0)
+    extra = dict(world=world, prompt_class_cos=prompt_class_cos(load_pipeline_run(out)), errors=pipeline_errors(out, rows=rows))
+    save_json(extra, f); return {**m, **extra}
+
+# %% ../../nbs/research/05_mechanism.ipynb #f22b58c5
+STUDY_TARGETS = ('SemPLeS - stage (a) >= 2 pt', 'SemPLeS > hand-written background words', 'own-region leak: SemPLeS >= 30% below stage (a)',
+                 'prompts read first as their region: >= 5 of 6 classes (fewest over seeds)', 'prompts read first as their own class (count)',
+                 'SemPLeS - CAM >= 5 pt')
+
+def study_targets(s:dict, cooccurrence:dict)->list:
+    "The study's targets on the means over seeds (`semples.research.results.summarize` output): value, whether it holds, seeds meeting it."
+    mi, lk, n = s['miou'], s['background_leak'], s['n']
+    words = [s['prompt_words'][str(x)] for x in s['seeds']]
+    gap = lambda k, a, b: lambda i: k[a]['values'][i] - k[b]['values'][i]
+    per_seed = [gap(mi, 'semples', 'matching'), gap(mi, 'semples', 'manual_prompts'),
+                lambda i: 1 - lk['semples']['values'][i] / lk['matching']['values'][i],
+                lambda i: sum(w[0] == cooccurrence[c] for c, w in words[i].items()), lambda i: sum(w[0] == c for c, w in words[i].items()),
+                gap(mi, 'semples', 'cam')]
+    pooled = [np.mean, np.mean, lambda v: 1 - lk['semples']['mean'] / lk['matching']['mean'], min, sum, np.mean]
+    ok = [lambda v: v >= 0.02 - 1e-9, lambda v: v > 0, lambda v: v >= 0.30, lambda v: v >= 5, lambda v: v == 0, lambda v: v >= 0.05 - 1e-9]
+    out = []
+    for t, f, pool, good in zip(STUDY_TARGETS, per_seed, pooled, ok):
+        vals = [f(i) for i in range(n)]; v = float(pool(vals))
+        out.append(dict(target=t, value=round(v, 4), holds=bool(good(v)), seeds_meeting=f"{sum(bool(good(x)) for x in vals)}/{n}"))
+    return out
+
+# %% ../../nbs/research/05_mechanism.ipynb #383d9365
+def collect_study(
+    out:str|Path,          # folder with seed_<s>/ runs of `run_study_seed`
+    seeds=STUDY_SEEDS,
+    dest:str|Path|None=None, # summary file (default OUT/study_summary.json)
+    figures:str|Path|None=None, # copy each seed's masks.png into this folder as toyworld_faint_masks_seed<s>.png
+)->dict:
+    "Summarise finished study seeds (mean, std, per seed), the targets, prompt read-outs and cosines, error breakdowns; one atomic JSON file."
+    import shutil
+    from semples.research.results import summarize
+    out = Path(out); runs = []
+    for s in seeds:
+        f = out/f'seed_{s}'/'study.json'
+        if not f.is_file(): raise FileNotFoundError(f"seed {s} of the study is not finished ({f} missing): run `semples study --out {out} --seeds {s}`")
+        runs.append({**load_json(out/f'seed_{s}'/'metrics.json'), **load_json(f)})
+    s = summarize(runs); cooc = runs[0]['cooccurrence']
+    keep = ('seed', 'world', 'elapsed_s', 'timings_s', 'machine', 'miou', 'threshold', 'background_leak', 'leak_other', 'per_class', 'prompt_words',
+            'prompt_word_cosines', 'prompt_hits', 'prompt_class_cos', 'manual_words', 'errors', 'cooccurrence', 'config')
+    res = dict(world=runs[0]['world'], world_settings=WORLDS[runs[0]['world']], over=STUDY_OVER, summary=s, targets=study_targets(s, cooc),
+               runs=[{k: r.get(k) for k in keep} for r in runs])
+    save_json(res, Path(dest) if dest is not None else out/'study_summary.json')
+    for x in (seeds if figures is not None else ()):
+        if (out/f'seed_{x}'/'masks.png').is_file(): shutil.copyfile(out/f'seed_{x}'/'masks.png', Path(figures)/f'toyworld_faint_masks_seed{x}.png')
+    return res
+
+# %% ../../nbs/research/05_mechanism.ipynb #a5ee6e5f
+def study_table(res:dict)->str:
+    "Markdown: rows A-E (mIoU and own-region leak, mean +- std and per seed), then the targets."
+    from semples.pipeline import ROW_LABELS
+    s = res['summary']; f = lambda d: f"{d['mean']:.3f} +- {d['std']:.3f} ({', '.join(f'{v:.3f}' for v in d['values'])})"
+    lines = [f"| row (seeds {s['seeds']}) | test mIoU | leak on own region |", '|---|---|---|']
+    lines += [f"| {ROW_LABELS[r]} | {f(s['miou'][r])} | {f(s['background_leak'][r])} |" for r in STUDY_ROWS if r in s['miou']]
+    lines += ['', '| target | value (mean over seeds; mIoU and leak as fractions) | holds | seeds meeting it |', '|---|---|---|---|']
+    lines += [f"| {t['target']} | {t['value']:g} | {'yes' if t['holds'] else 'no'} | {t['seeds_meeting']} |" for t in res['targets']]
+    return '\n'.join(lines)
+
+# %% ../../nbs/research/05_mechanism.ipynb #080aeb32
+def study_cli(
+    out:str='runs/study',        # one folder per seed: OUT/seed_<s>
+    seeds:str='51,52,53',        # comma separated; the default are the study's fresh seeds
+    world:str='faint',           # a name in WORLDS
+    threads:int=0,               # torch CPU threads (0: torch's default)
+    quick:bool=False,            # smoke size (numbers meaningless)
+    store:bool=False,            # also write results/toyworld_faint_study.json and the seeds' masks.png in the checkout
+)->int:
+    "The mechanism study's ablation: rows A-E per seed in a world (resumable), then the summary and its targets."
+    if threads: torch.set_num_threads(int(threads))
+    ss = tuple(int(s) for s in seeds.split(',') if s.strip())
+    for s in ss: run_study_seed(Path(out)/f'seed_{s}', s, world, quick)
+    res = collect_study(out, ss, project_root()/STUDY_FILE if store else None, project_root()/'results' if store else None)
+    if store:   # the rows also go into results.csv (and so the README's table)
+        from semples.research.results import ablation_rows, update_results
+        update_results(project_root()/'results'/'results.csv', ablation_rows(res['summary'], dataset=f'toyworld-{world}', source='nbs/research/05_mechanism',
+                       n_test=res['runs'][0]['config']['data']['world']['n_test'], note=f"ToyWorld {world} world {WORLDS[world]} with its own judge; semples study"))
+    print(study_table(res)); return 0
+
+# %% ../../nbs/research/05_mechanism.ipynb #2749f91a
+def study_markdown(path:str|Path|None=None)->str:
+    "The README's study block: `study_table` of the stored study file (default `STUDY_FILE` in the checkout), with its source."
+    p = Path(path) if path is not None else project_root()/STUDY_FILE
+    res = load_json(p); s = res['summary']
+    return (f"Faint world, seeds {', '.join(map(str, s['seeds']))} (fresh), {res['runs'][0]['config']['data']['world']['n_test']} test images each, "
+            f"settings {res['over']}; computed from `{STUDY_FILE}` by `semples.research.mechanism.study_markdown`:\n\n" + study_table(res))
