@@ -184,6 +184,11 @@ def judge_probe(
         out[k] = dict(loss=float(sim_min_loss(s)), s_bg=float(s.mean()), area=float(np.mean(areas[k])))
     return out | dict(d_band=out['band']['loss'] - out['exact']['loss'], d_control=out['control']['loss'] - out['exact']['loss'], n=len(words))
 
+# %% ../../nbs/research/05_mechanism.ipynb #6c8d1847
+def _cell_mean(v:np.ndarray, idx:list)->float:
+    "Mean of v[idx]; NaN (no warning) when idx is empty (a class-band pair a small sample never drew)."
+    return float(v[idx].mean()) if len(idx) else float('nan')
+
 # %% ../../nbs/research/05_mechanism.ipynb #c1de03e1
 def judge_metrics(
     model, tok,             # a tiny CLIP and its tokenizer
@@ -206,7 +211,7 @@ def judge_metrics(
     pct = lambda v: [float(q) for q in np.percentile(v, (5, 50, 95))]
     m = dict(object_acc=float(np.mean(sim.argmax(1) == y)), background_acc=float(np.mean((encode_images(model, [x['image'] for x in empty]) @ tb.T).numpy().argmax(1) == yb)),
              cooc=dict(own=float(s_band[own].mean()), other=float(s_band[~own].mean()), gap=float(s_band[own].mean() - s_band[~own].mean()),
-                       matrix=[[float(s_band[[i for i, g in enumerate(grid) if g == (c, b)]].mean()) for b in range(6)] for c in range(6)]),
+                       matrix=[[_cell_mean(s_band, [i for i, g in enumerate(grid) if g == (c, b)]) for b in range(6)] for c in range(6)]),
              spread=dict(matched=pct(sim[np.arange(n), y]), all=pct(sim)), real_clip_band=list(REAL_CLIP_BAND),
              probe=judge_probe(model, tok, world, seed + 1, max(12, n // 2)), world=world, seed=seed, n=n)
     return m | dict(bars={k: m[k] >= v for k, v in JUDGE_BARS.items()} | dict(probe=m['probe']['d_band'] > m['probe']['d_control']))
