@@ -122,6 +122,7 @@ def random_box(
     m = np.ones((H, W), np.float32); m[y:y + h, x:x + w] = 0
     return m
 
+# %% ../nbs/02_toyclip.ipynb #3a97a53c
 def erased_view(
     sample:dict,           # a ToyWorld sample
     m:np.ndarray,          # (H, W) keep-map: 0 blanks a pixel (`random_box`)
@@ -131,7 +132,7 @@ def erased_view(
     "Random erasing: the image with the pixels of `m` == 0 blanked, captioned with what stays visible."
     H, W = sample['mask'].shape
     seen = [c for c in sample['objects'] if m[sample['mask'] == TOY_CLASSES.index(c) + 1].mean() >= keep]
-    ground = (sample['mask'] == 0) & (sample['context'] if 'context' in sample else True)
+    ground = (sample['mask'] == 0) & sample.get('context', True)   # region/local worlds: only the band or patch is 'the background'
     bg = ground.any() and m[ground].mean() >= keep and (not seen or rng.random() < 0.5)
     if not seen and not bg: return mask_image(sample['image'], np.ones((H, W), np.float32)), sample['caption']
     return mask_image(sample['image'], m), caption(seen, sample['background'] if bg else None)
@@ -256,6 +257,27 @@ def _decay_groups(model:nn.Module, weight_decay:float)->list:
     ids = {id(p) for p in dec}
     return [dict(params=dec, weight_decay=weight_decay), dict(params=[p for p in model.parameters() if p.requires_grad and id(p) not in ids], weight_decay=0.)]
 
+# %% ../nbs/02_toyclip.ipynb #42e81b8e
+def _train_rows(model:nn.Module, used:torch.Tensor)->nn.Embedding:
+    "Put a token table of only the `used` rows (trainable) in the model; returns the full table for `_rows_back`."
+    full = model.token_embedding; dev = full.weight.device
+    model.token_embedding = nn.Embedding(len(used), full.weight.shape[1]).to(dev)
+    model.token_embedding.weight.data.copy_(full.weight.data[used.to(dev)])
+    return full
+
+def _rows_back(model:nn.Module, full:nn.Embedding, used:torch.Tensor):
+    "Write the trained rows into the full token table and put it back in the model."
+    full.weight.data[used.to(full.weight.device)] = model.token_embedding.weight.data
+    model.token_embedding = full
+
+def _batch_loss(model:nn.Module, x:torch.Tensor, caps:list, tok, lut:torch.Tensor)->torch.Tensor:
+    "One batch's `contrastive_loss`: each distinct caption encoded once (token ids through `lut`, the small table's rows)."
+    dev = model.logit_scale.device
+    uniq = list(dict.fromkeys(caps)); idx = torch.tensor([uniq.index(c) for c in caps], device=dev)
+    fi = F.normalize(model.encode_image(normalize(x.to(dev))), dim=-1)
+    ft = F.normalize(model.encode_text(lut[tok(uniq)].to(dev)), dim=-1)
+    return contrastive_loss(fi, ft, idx, model.logit_scale.exp())
+
 # %% ../nbs/02_toyclip.ipynb #46425f9f
 def pretrain_toyclip(
     out:str|Path|None=None, # checkpoint folder to write; None writes nothing
@@ -264,8 +286,8 @@ def pretrain_toyclip(
     lr:float=1e-3,          # peak learning rate
     weight_decay:float=0.1, # AdamW weight decay (matrices only)
     seed:int=1000,          # training world seed (and model init seed)
-    mix:tuple=(0.6, 0.1, 0.15, 0.15), # kinds full, empty, fg, bg (and rim: 5 probabilities, see `training_batch`)
-    rim_max:int=3,          # rim views grow the class by 1 ... rim_max pixels (used only with a 5-probability mix)
+    mix:tuple=(0.6, 0.1, 0.15, 0.15), # kinds full, empty, fg, bg (+ rim, + erased: 5 or 6 probabilities, see `training_batch`)
+    rim_max:int=3,          # rim views grow the class by 1 ... rim_max pixels (used only when rim views are drawn)
     p_caption_bg:float=0.3, # probability that a full image's object caption names the background
     p_cooc:float=0.95,      # own-background probability of the training world (stronger than ToyWorld's default)
     context:str='scene',    # the training world's `context`: 'scene' (the stored CLIP), 'local' or 'region' (see 01_toyworld)
@@ -281,28 +303,21 @@ def pretrain_toyclip(
     model = build_toyclip(seed=seed).to(dev)
     used = torch.tensor(toyworld_token_ids(tok))
     lut = torch.zeros(TOYCLIP_CFG['text_cfg']['vocab_size'], dtype=torch.long); lut[used] = torch.arange(len(used))
-    full = model.token_embedding
-    model.token_embedding = nn.Embedding(len(used), full.weight.shape[1]).to(dev)   # train only the rows in use
-    model.token_embedding.weight.data.copy_(full.weight.data[used.to(dev)])
+    full = _train_rows(model, used)
     opt = torch.optim.AdamW(_decay_groups(model, weight_decay), lr=lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1., (s + 1) / 20) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
     world, t0, losses = ToyWorld(seed=seed, p_cooc=p_cooc, p_caption_bg=p_caption_bg, context=context, **(world_kw or {})), time.time(), []
     model.train()
     for step in (bar := tqdm(range(steps), disable=not progress, desc='ToyCLIP')):
         x, caps, _ = training_batch(world, step, batch_size, mix, rim_max=rim_max)
-        uniq = list(dict.fromkeys(caps)); idx = torch.tensor([uniq.index(c) for c in caps], device=dev)
-        fi = F.normalize(model.encode_image(normalize(x.to(dev))), dim=-1)
-        ft = F.normalize(model.encode_text(lut[tok(uniq)].to(dev)), dim=-1)
-        loss = contrastive_loss(fi, ft, idx, model.logit_scale.exp())
+        loss = _batch_loss(model, x, caps, tok, lut)
         opt.zero_grad(); loss.backward(); opt.step(); sched.step()
         with torch.no_grad(): model.logit_scale.clamp_(0, math.log(100))
         losses.append(loss.item()); bar.set_postfix(loss=f'{np.mean(losses[-20:]):.3f}')
-    full.weight.data[used.to(dev)] = model.token_embedding.weight.data               # rows back into the full table
-    model.token_embedding = full
-    model.eval()
+    _rows_back(model, full, used); model.eval()
     record = dict(train_seed=seed, steps=steps, batch_size=batch_size, lr=lr, weight_decay=weight_decay, mix=list(mix), p_caption_bg=p_caption_bg, p_cooc=p_cooc, context=context,
                   **(dict(world_kw=dict(world_kw)) if world_kw else {}),
-                  **(dict(rim_max=rim_max) if len(mix) == 5 else {}),
+                  **(dict(rim_max=rim_max) if len(mix) >= 5 and mix[4] > 0 else {}),
                   threads=threads, device=str(dev), train_seconds=round(time.time() - t0, 1), final_loss=float(np.mean(losses[-20:])),
                   trained_token_ids=used.tolist(), mask_fill='pixel space: M*X with X in [0,1], blanked pixels 0 (black), then CLIP mean/std',
                   templates=dict(cls=CLASS_TEMPLATE, background=BACKGROUND_TEMPLATE), torch=torch.__version__, open_clip=open_clip.__version__)

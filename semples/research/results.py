@@ -11,10 +11,10 @@ from ..core import atomic_write, save_json, load_json, project_root
 from ..pipeline import ROWS, ROW_LABELS
 
 # %% auto #0
-__all__ = ['RESULTS_FILE', 'REPLICATION_FILE', 'QUICK_FILE', 'RESULT_FIELDS', 'SENSITIVITY_FILE', 'DEV_TRIES_FILE', 'summarize',
-           'check_claims', 'ablation_table', 'plot_ablation', 'results_markdown', 'update_results', 'ablation_rows',
-           'collect_ablation', 'grid_cells', 'sensitivity_grid', 'plot_sensitivity', 'claims_markdown',
-           'dev_tries_table', 'retrain_and_score']
+__all__ = ['RESULTS_FILE', 'REPLICATION_FILE', 'QUICK_FILE', 'RESULT_FIELDS', 'RUN_KEYS', 'SENSITIVITY_FILE', 'DEV_TRIES_FILE',
+           'summarize', 'check_claims', 'ablation_table', 'plot_ablation', 'results_markdown', 'update_results',
+           'ablation_rows', 'finished_runs', 'collect_ablation', 'grid_cells', 'sensitivity_grid', 'plot_sensitivity',
+           'claims_markdown', 'dev_tries_table', 'retrain_and_score']
 
 # %% ../../nbs/research/01_results.ipynb #dbd0b834
 RESULTS_FILE = 'results/toyworld_ablation.json'
@@ -146,6 +146,24 @@ def ablation_rows(
                                f"leak on own background {100 * lk['mean']:.2f}%; {source}" + (f"; {note}" if note else ''))))
     return rows
 
+# %% ../../nbs/research/01_results.ipynb #11d92b91
+RUN_KEYS = ('seed', 'elapsed_s', 'timings_s', 'machine', 'clip', 'miou', 'threshold', 'background_leak', 'leak_other', 'leak_share',
+            'per_class', 'prompt_words', 'prompt_word_cosines', 'prompt_hits', 'cooccurrence', 'manual_words', 'config')  # kept of each run
+
+def finished_runs(
+    root:Path,   # folder with seed_<s>/metrics.json
+    seeds,       # the seeds to read
+)->list:         # their metrics, in the order of `seeds`
+    "The metrics of each seed's finished `semples demo` run under root/seed_<s>; an error names the first missing or unfinished one."
+    runs = []
+    for s in seeds:
+        p = Path(root)/f'seed_{s}'/'metrics.json'
+        if not p.is_file(): raise FileNotFoundError(f"no finished run for seed {s} at {p}: run `semples demo --seed {s}` for it first")
+        m = load_json(p)
+        if not m.get('complete'): raise ValueError(f"the run of seed {s} at {p} is not complete")
+        runs.append(m)
+    return runs
+
 # %% ../../nbs/research/01_results.ipynb #3e94bd87
 def collect_ablation(
     run_root:str|Path='runs/ablation', # folder with seed_<s>/metrics.json
@@ -156,22 +174,14 @@ def collect_ablation(
     "Summarize finished ablation runs and store the summary (atomically) with their per-seed metrics and figures."
     import shutil
     root = Path(run_root) if Path(run_root).is_absolute() else project_root()/run_root
-    runs = []
-    for s in seeds:
-        p = root/f'seed_{s}'/'metrics.json'
-        if not p.is_file(): raise FileNotFoundError(f"no finished run for seed {s} at {p}: run `semples demo --seed {s}` for it first")
-        m = load_json(p)
-        if not m.get('complete'): raise ValueError(f"the run of seed {s} at {p} is not complete")
-        runs.append(m)
+    runs = finished_runs(root, seeds)
     dest = Path(dest) if dest is not None else project_root()/RESULTS_FILE
     dest.parent.mkdir(parents=True, exist_ok=True)
     for s in (seeds if figures else ()):
         f = root/f'seed_{s}'/'masks.png'
         if f.is_file(): shutil.copyfile(f, dest.parent/f'toyworld_masks_seed{s}.png')
-    keep = ('seed', 'elapsed_s', 'timings_s', 'machine', 'clip', 'miou', 'threshold', 'background_leak', 'leak_other', 'leak_share',
-            'per_class', 'prompt_words', 'prompt_word_cosines', 'prompt_hits', 'cooccurrence', 'manual_words', 'config')
     s = summarize(runs)
-    out = dict(summary=s, claims=check_claims(s), runs=[{k: m.get(k) for k in keep} for m in runs])
+    out = dict(summary=s, claims=check_claims(s), runs=[{k: m.get(k) for k in RUN_KEYS} for m in runs])
     save_json(out, dest)
     return out
 
