@@ -131,11 +131,12 @@ def _paper_stages(voc:bool, loop:dict)->dict:
     lr = (5.12e-4 if voc else 5.12e-6) / 512; lam = (2.4, 0.02, 0.05) if voc else (0.75, 0.01, 0.2)
     pairs = n * (1.5 if voc else 2.9)  # positive (image, class) pairs: about 1.5 labels per VOC image, 2.9 per COCO image
     names = dict(class_names=VOC_NAMES if voc else None)
-    return dict(match=asdict(voc_match_config(lambda_bg=lam[0], lr=lr * b_a, batch_size=b_a, steps=_epochs_to_steps(60, n, b_a), amp='bf16', **names, **loop)),
+    pick = lambda b: dict(select_every=_epochs_to_steps(1, n, b))   # score after every epoch, keep the best (the paper's checkpoint_best_mIoU)
+    return dict(match=asdict(voc_match_config(lambda_bg=lam[0], lr=lr * b_a, batch_size=b_a, steps=_epochs_to_steps(60, n, b_a), amp='bf16', **pick(b_a), **names, **loop)),
                 prompts={**asdict(voc_prompt_config(lambda_p=lam[1], lr=(0.1 if voc else 0.01) * b_b / 512, batch_size=b_b, steps=_epochs_to_steps(60, pairs, b_b),
                                                     log_every=50, seed=loop['seed'], device='auto', **names)), **PROMPT_EXTRA_FIELDS},
                 refine=asdict(voc_refine_config(lambda_bg=lam[0], lambda_ref=lam[2], lr=lr * b_c, batch_size=b_c, steps=_epochs_to_steps(60, n, b_c),
-                                                amp='bf16', **names, **loop)))
+                                                amp='bf16', **pick(b_c), **names, **loop)))
 
 # %% ../nbs/12_config.ipynb #64e0a04e
 def _paper_segment(voc:bool)->dict:
@@ -338,9 +339,9 @@ _ABOUT = dict(
 )
 _NOTES = dict(
  cam="stage 0 stands in for WeakTr (DeiT-S/16 + per-class conv head, image labels only). Its schedule is our assumption (DeiT-style AdamW, 60 epochs); METHOD.md does not give WeakTr's.",
- match="stage (a): lambda_bg weights the background term L_min(s(bg view, class text)); head only (the paper's code detaches the backbone); AdamW lr 5.12e-4 * batch/512; 60 epochs.",
+ match="stage (a): lambda_bg weights the background term L_min(s(bg view, class text)); head only (the paper's code detaches the backbone); AdamW lr 5.12e-4 * batch/512; 60 epochs, scored on pseudo.tune_split after each (select_every), the best kept.",
  prompts="stage (b): n_ctx 30 learnable vectors per class, U[0,1) init, lambda_p weights +log s(class text, prompt); batch of positive pairs; 60 epochs at ~1.5 labels per image.",
- refine="stage (c): restarts from stage 0 (OUT/cam); lambda_ref weights L_min(s(fg view, learned background prompt)).",
+ refine="stage (c): restarts from stage 0 (OUT/cam); lambda_ref weights L_min(s(fg view, learned background prompt)); the best epoch on pseudo.tune_split kept.",
  pseudo="thresholds: the paper sweeps 0.40..0.59 on train GT (WeakTr: 0.43 VOC, 0.42 COCO); set threshold to a number to skip the sweep. crf needs pip install -e '.[crf]'.",
  clip="the paper's code uses OpenAI ViT-B/32 and masks ImageNet-normalised pixels (norm 'paper'); norm 'clip' masks pixels then applies CLIP's statistics (cleaner). pretrained 'openai' downloads once; offline give a checkpoint file.",
  segment="DeepLabV3 ResNet-101 on OUT/pseudo/masks (METHOD.md section 3: the paper hands off to FMA-WSSS; this is the educational stand-in).",

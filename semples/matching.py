@@ -133,6 +133,8 @@ class MatchConfig:
     ckpt_every:int=100           # checkpoint every N steps (and at the end) when a run folder is given
     log_every:int=20             # log the mean of the last N steps
     device:str='auto'            # 'auto', 'cpu', 'cuda', ...
+    select_every:int=0           # pipeline: score on the tune split every N steps and keep the best network (the paper's pick); 0: keep the last
+    patience:int=0               # pipeline, with select_every: stop after this many scores without a better one; 0: train all `steps`
 
     def __post_init__(self):
         if self.train not in ('all', 'head'): raise ValueError(f"train must be 'all' or 'head', got {self.train!r}")
@@ -145,6 +147,8 @@ class MatchConfig:
         if not isinstance(self.template, str) or self.template.count('{}') != 1:
             raise ValueError(f"template must contain exactly one '{{}}' for the class name, got {self.template!r}")
         if self.class_names is not None: self.class_names = tuple(self.class_names)
+        for k in ('select_every', 'patience'):
+            if not isinstance(getattr(self, k), int) or getattr(self, k) < 0: raise ValueError(f"{k} must be an integer >= 0, got {getattr(self, k)!r}")
         self.loop_config()  # validates the loop fields
 
     def loop_config(self)->LoopConfig:

@@ -16,10 +16,10 @@ from .config import load_config, _jsonable
 # %% auto #0
 __all__ = ['STAGES', 'ROWS', 'ROW_LABELS', 'DEMO_ROWS', 'plot_pipeline', 'manual_words', 'row_config', 'stage_of', 'stage_inputs',
            'rank', 'stage_config', 'stage_state', 'require_stage', 'check_stage', 'check_inputs', 'open_dataset',
-           'open_clip_model', 'run_cam', 'run_match', 'run_refine', 'stage_settings', 'readout_vocabulary',
-           'run_prompts', 'pseudo_folder', 'run_pseudo', 'run_score', 'run_segment', 'run_objective', 'cam_cli',
-           'match_cli', 'prompts_cli', 'refine_cli', 'pseudo_cli', 'score_cli', 'segment_cli', 'objective_cli',
-           'run_tree']
+           'open_clip_model', 'run_cam', 'score_steps', 'plateaued', 'tune_miou', 'train_picked', 'run_match',
+           'run_refine', 'stage_settings', 'readout_vocabulary', 'run_prompts', 'pseudo_folder', 'run_pseudo',
+           'run_score', 'run_segment', 'run_objective', 'cam_cli', 'match_cli', 'prompts_cli', 'refine_cli',
+           'pseudo_cli', 'score_cli', 'segment_cli', 'objective_cli', 'run_tree']
 
 # %% ../nbs/13_pipeline.ipynb #fe4f46de
 STAGES = ('cam', 'match', 'prompts', 'refine', 'pseudo', 'score', 'segment')  # in the order they run (`semples.cli.COMMANDS` says what each does)
@@ -317,17 +317,23 @@ def run_cam(
     s = dict(stage='cam', steps=lc.steps, n_images=len(ds), final=recs[-1] if recs else None, classes=list(ds.classes))
     return _finish(out, 'cam', s, not progress)
 
+# %% ../nbs/13_pipeline.ipynb #6c005502
+def _copy_file(src:Path, dst:Path):
+    "Copy a file atomically (the destination is never half-written)."
+    from semples.core import atomic_write
+    with atomic_write(dst, 'wb') as fh: fh.write(Path(src).read_bytes())
+
 # %% ../nbs/13_pipeline.ipynb #7cc846e0
 def _stored_cam(cfg:dict, out:Path, ds, pipe:dict, progress:bool)->dict:
     "Stage 0 from a stored network: check it, copy it into OUT/cam, write the summary."
     from semples.cam import load_toy_cam, load_cam_net, TOY_CAM_FILE
-    from semples.core import project_root, atomic_write
+    from semples.core import project_root
     f = cfg['cam']['network_file']; src = project_root()/TOY_CAM_FILE if f == 'stored' else Path(f)
     net = load_toy_cam() if f == 'stored' else load_cam_net(src)
     _check_classes(net.n_classes, ds, f'the network in {src}')
     if rank() == 0:
         RunDir(out/'cam', config=dict(pipeline=pipe))
-        with atomic_write(out/'cam'/'checkpoint.pt', 'wb') as fh: fh.write(src.read_bytes())
+        _copy_file(src, out/'cam'/'checkpoint.pt')
     return _finish(out, 'cam', dict(stage='cam', network_file=str(src), classes=list(ds.classes)), not progress)
 
 # %% ../nbs/13_pipeline.ipynb #dfd09a73
@@ -337,6 +343,54 @@ def _prompt_feats(cfg:dict, out:Path, clip, ds)->torch.Tensor:
     pf = prompt_features(load_prompts(out/'prompts', clip))
     _check_classes(pf.shape[0], ds, f'the prompts in {out/"prompts"}')
     return pf
+
+# %% ../nbs/13_pipeline.ipynb #ee097668
+def score_steps(steps:int, every:int)->list:
+    "The steps at which a selected stage is scored: every `every` steps, and the last step."
+    if not isinstance(every, int) or every <= 0: raise ValueError(f"every must be an integer > 0, got {every!r}")
+    return sorted(set(range(every, steps, every)) | {steps})
+
+def plateaued(scores:list, patience:int)->bool:
+    "True when none of the last `patience` scores beats the best score before them (0: never)."
+    if patience <= 0 or len(scores) <= patience: return False
+    return max(scores[-patience:]) <= max(scores[:-patience])
+
+# %% ../nbs/13_pipeline.ipynb #1d554119
+def tune_miou(cfg:dict, net, tune=None)->float:
+    "Pseudo-mask mIoU of a mask generator on `pseudo.tune_split`, at the threshold best there: what picks a stage's checkpoint."
+    from semples.cam import predict_cams
+    from semples.pseudo import sweep_thresholds, DEFAULT_THRESHOLDS
+    p = cfg['pseudo']; tune = open_dataset(cfg, p['tune_split'], 'full') if tune is None else tune
+    if not tune.has_masks: raise ValueError(f"pseudo.tune_split {p['tune_split']!r} has no ground-truth masks to pick checkpoints on; "
+                                            "name a split with masks (VOC: train.txt's labelled images) or set select_every to 0")
+    dev = str(next(net.parameters()).device)
+    cams = predict_cams(net, tune, scales=tuple(p['scales']), flip=p['flip'], device=dev, progress=False)
+    return sweep_thresholds(cams, tune, p['thresholds'] or DEFAULT_THRESHOLDS, progress=False)['best_miou']
+
+# %% ../nbs/13_pipeline.ipynb #efaaed03
+def _train_selected(train, mc, d:Path, score)->tuple:
+    "Train to each of `score_steps`, score there, stop on a plateau, keep the best block's checkpoint (resumable)."
+    from semples.loop import CKPT_NAME, history
+    f, best = d/'selection.json', d/'selected.pt'
+    sel = load_json(f) if f.is_file() else dict(every=mc.select_every, patience=mc.patience, steps=[], tune_miou=[])
+    for step in score_steps(mc.steps, mc.select_every):
+        if 'chosen' in sel or plateaued(sel['tune_miou'], mc.patience): break
+        net, _ = train(step)
+        if step in sel['steps']: continue                       # scored before an interruption
+        v, before = score(net), sel['tune_miou']
+        if rank() == 0 and v > max(before, default=-1.0): _copy_file(d/CKPT_NAME, best)
+        sel['steps'].append(step); sel['tune_miou'].append(v)
+        if rank() == 0: save_json(sel, f)
+    i = sel['tune_miou'].index(max(sel['tune_miou'])); sel.update(chosen=sel['steps'][i], stopped=sel['steps'][-1])
+    if rank() == 0: save_json(sel, f); _copy_file(best, d/CKPT_NAME)
+    return history(d), sel
+
+# %% ../nbs/13_pipeline.ipynb #b412178c
+def train_picked(cfg:dict, train, mc, d:str|Path)->tuple:
+    "Run a mask stage's `train(until=None)` into folder `d` under the config's rule: keep the last step, or (`mc.select_every`) the tune split's best."
+    if not mc.select_every: return train()[1], None
+    tune = open_dataset(cfg, cfg['pseudo']['tune_split'], 'full')
+    return _train_selected(train, mc, Path(d), lambda n: tune_miou(cfg, n, tune))
 
 # %% ../nbs/13_pipeline.ipynb #00ee6d59
 def _mask_stage(cfg, out, row, config, progress)->dict:
@@ -351,10 +405,12 @@ def _mask_stage(cfg, out, row, config, progress)->dict:
     ds, init = open_dataset(cfg, cfg['data']['train_split'], 'train'), out/'cam'/'checkpoint.pt'
     _check_classes(load_cam_net(init).n_classes, ds, f'the stage-0 network in {out/"cam"}')
     clip, extra = open_clip_model(cfg, dev), dict(pipeline=pipe)
-    with _stage_health(cfg, stage, out, folder, config):
-        if stage == 'match': _, recs = train_matching(init, ds, clip, mc, out/folder, progress=progress, config=extra)
-        else: _, recs = train_refine(init, ds, clip, None if mc.words else _prompt_feats(cfg, out, clip, ds), mc, out/folder, progress=progress, config=extra)
-    s = dict(stage=stage, row=row, steps=mc.steps, n_images=len(ds), final=recs[-1] if recs else None, init=str(init))
+    bg = None if stage == 'match' or mc.words else _prompt_feats(cfg, out, clip, ds)
+    def train(until=None):
+        if stage == 'match': return train_matching(init, ds, clip, mc, out/folder, until=until, progress=progress, config=extra)
+        return train_refine(init, ds, clip, bg, mc, out/folder, until=until, progress=progress, config=extra)
+    with _stage_health(cfg, stage, out, folder, config): recs, sel = train_picked(cfg, train, mc, out/folder)
+    s = dict(stage=stage, row=row, steps=mc.steps, n_images=len(ds), final=recs[-1] if recs else None, init=str(init), selection=sel)
     return _finish(out, folder, s, not progress)
 
 # %% ../nbs/13_pipeline.ipynb #a2ef61d5

@@ -21,8 +21,10 @@ def test_quick_runs_are_the_demo_config_on_the_preregistered_seeds():
     from semples.config import load_config
     q, full, demo = load_json(project_root()/QUICK_FILE), load_json(project_root()/RESULTS_FILE), load_config(project_root()/'configs'/'toyworld.json')
     assert q['summary']['seeds'] == full['summary']['seeds']
+    later = dict(select_every=0, patience=0)   # stage fields added after these runs; their defaults are what the runs did (keep the last step)
     for r in q['runs']:
-        assert {k: r['config'][k] for k in ('cam', 'match', 'refine')} == {k: {**demo[k], 'seed': r['seed']} for k in ('cam', 'match', 'refine')}
+        stored = {k: {**(later if k != 'cam' else {}), **r['config'][k]} for k in ('cam', 'match', 'refine')}
+        assert stored == {k: {**demo[k], 'seed': r['seed']} for k in ('cam', 'match', 'refine')}
     assert all(r['config']['stage0_batch'] == 64 and r['config']['match']['steps'] == r['config']['refine']['steps'] == 300 for r in full['runs'])   # = configs/toyworld_full.json
 
 @pytest.mark.parametrize('name', [LOCAL_FILE, LOCAL_DEV_FILE, LOCAL_RIM_DEV_FILE])
@@ -82,20 +84,48 @@ def test_region_gate_recomputes_on_development_seeds():
         assert all(r['world'] == name and r['context'] == g['worlds'][name]['context'] for r in rows)
         assert g['verdicts'][name] == json.loads(json.dumps(gate_verdict(rows)))
 
-def test_faint_study_recomputes_from_its_seeds():
-    "results/toyworld_faint_study.json: the summary and every target follow from the stored per-seed rows; fresh seeds, the faint world, its judge, the chosen settings."
-    from semples.research.mechanism import STUDY_FILE, STUDY_OVER, WORLDS, JUDGES, study_targets
-    res = load_json(project_root()/STUDY_FILE)
+FIXED_OVER = dict(refine=dict(lambda_ref=2.0), prompts=dict(lambda_p=0.02))   # the first study's settings (every stage 100 steps, whole network)
+
+def _faint_study(name, over):
+    from semples.research.mechanism import WORLDS, JUDGES, study_targets
+    res = load_json(project_root()/name)
     assert res['summary'] == summarize(res['runs'])
     assert res['targets'] == study_targets(res['summary'], res['runs'][0]['cooccurrence'])
-    others = set().union(*(load_json(project_root()/f)['summary']['seeds'] for f in (RESULTS_FILE, REPLICATION_FILE, LOCAL_FILE)))
-    assert not set(res['summary']['seeds']) & (others | {0, 1, 2})   # fresh: never a development, demo or earlier study seed
-    assert res['world'] == 'faint' and res['over'] == STUDY_OVER
+    assert res['world'] == 'faint' and res['over'] == over
     for r in res['runs']:
         w, c = r['config']['data']['world'], r['config']
         assert {k: w[k] for k in WORLDS['faint']} == WORLDS['faint'] and c['clip']['name'].endswith(JUDGES['faint'])
-        assert all(c[sec][k] == v for sec, kv in STUDY_OVER.items() for k, v in kv.items())
+        assert all(c[sec][k] == v for sec, kv in over.items() for k, v in kv.items())
         assert sorted(r['errors']) == sorted(r['miou']) and set(r['prompt_class_cos']) == set(r['prompt_words'])
+    return res
+
+def test_faint_study_recomputes_from_its_seeds():
+    "results/toyworld_faint_study.json: the summary and every target follow from the stored per-seed rows; fresh seeds, the faint world, its judge, the chosen settings, each stage's kept step."
+    from semples.research.mechanism import STUDY_FILE, STUDY_FIXED_FILE, STUDY_OVER
+    res = _faint_study(STUDY_FILE, STUDY_OVER)
+    others = set().union(*(load_json(project_root()/f)['summary']['seeds'] for f in (RESULTS_FILE, REPLICATION_FILE, LOCAL_FILE, STUDY_FIXED_FILE)))
+    assert not set(res['summary']['seeds']) & (others | {0, 1, 2})   # fresh: never a development, demo or earlier study seed
+    for r in res['runs']:   # every mask stage kept the tune split's best step, scored every select_every steps
+        assert set(r['selection']) == {'fg_only', 'matching', 'manual_prompts', 'semples'}
+        assert all(v['chosen'] % STUDY_OVER['match']['select_every'] == 0 and v['chosen'] <= v['stopped'] for v in r['selection'].values())
+
+def test_faint_fixed_study_recomputes_from_its_seeds():
+    "results/toyworld_faint_study_fixed.json: the first study (seeds 51-53, stages of 100 steps) recomputes too."
+    from semples.research.mechanism import STUDY_FIXED_FILE
+    res = _faint_study(STUDY_FIXED_FILE, FIXED_OVER)
+    assert not set(res['summary']['seeds']) & {0, 1, 2}
+
+def test_faint_cross_recomputes_from_its_seeds():
+    "results/toyworld_faint_cross.json: the means follow from the per-seed grids, on the study's seeds and cells."
+    from semples.research.mechanism import STUDY_CROSS_FILE, STUDY_CROSS, STUDY_FILE, cross_means
+    from semples.research.results import grid_cells
+    res = load_json(project_root()/STUDY_CROSS_FILE)
+    assert res['mean'] == cross_means(res['runs']) and res['seeds'] == load_json(project_root()/STUDY_FILE)['summary']['seeds']
+    assert [r['seed'] for r in res['runs']] == res['seeds']
+    assert [[c['n_ctx'], c['lambda_ref']] for c in res['mean']] == [list(c) for c in grid_cells(**STUDY_CROSS)]
+    rows = {r['seed']: r['miou']['semples'] for r in load_json(project_root()/STUDY_FILE)['runs']}
+    for g in res['runs']:   # the centre cell is the study's SemPLeS row rebuilt from scratch: the same number
+        assert math.isclose(next(c['miou'] for c in g['cells'] if [c['n_ctx'], c['lambda_ref']] == list(STUDY_CROSS['center'])), rows[g['seed']], rel_tol=1e-9)
 
 def test_faint_dev_tries_are_on_development_seeds():
     from semples.research.mechanism import STUDY_DEV_FILE

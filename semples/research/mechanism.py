@@ -10,11 +10,12 @@ from ..core import save_json, load_json, project_root
 
 # %% auto #0
 __all__ = ['GATE_FILE', 'WORLDS', 'JUDGES', 'GATE_BARS', 'JUDGE_DIR', 'JUDGE_FILE', 'JUDGE_RECIPE', 'JUDGE_BARS',
-           'REAL_CLIP_BAND', 'STUDY_FILE', 'STUDY_DEV_FILE', 'STUDY_SEEDS', 'STUDY_ROWS', 'STUDY_OVER', 'STUDY_TARGETS',
-           'world_config', 'stage0_gate', 'gate_verdict', 'gate_table', 'plot_gate', 'run_gate', 'gate_cli',
-           'pretrain_judge', 'control_rows', 'judge_probe', 'judge_metrics', 'judge_table', 'judge_cli', 'plot_judge',
-           'prompt_class_cos', 'study_config', 'run_study_seed', 'study_targets', 'collect_study', 'study_table',
-           'study_cli', 'study_markdown']
+           'REAL_CLIP_BAND', 'STUDY_FILE', 'STUDY_DEV_FILE', 'STUDY_FIXED_FILE', 'STUDY_SEEDS', 'STUDY_ROWS',
+           'STUDY_OVER', 'STUDY_TARGETS', 'STUDY_CROSS_FILE', 'STUDY_CROSS', 'world_config', 'stage0_gate',
+           'gate_verdict', 'gate_table', 'plot_gate', 'run_gate', 'gate_cli', 'pretrain_judge', 'control_rows',
+           'judge_probe', 'judge_metrics', 'judge_table', 'judge_cli', 'plot_judge', 'prompt_class_cos', 'study_over',
+           'study_config', 'stage_picks', 'run_study_seed', 'study_targets', 'collect_study', 'study_table',
+           'cross_means', 'study_cross', 'cross_table', 'study_cli', 'study_markdown', 'plot_picks']
 
 # %% ../../nbs/research/05_mechanism.ipynb #2c8238d2
 GATE_FILE = 'results/toyworld_region_gate.json'  # the gate on the development seeds (slow cell below; `semples gate`)
@@ -268,9 +269,11 @@ def plot_judge(m:dict, axs=None):
 # %% ../../nbs/research/05_mechanism.ipynb #afb457a2
 STUDY_FILE = 'results/toyworld_faint_study.json'    # rows A-E on the study seeds (`semples study --store`)
 STUDY_DEV_FILE = 'results/toyworld_faint_dev.json'  # the development-seed tries that chose STUDY_OVER
-STUDY_SEEDS = (51, 52, 53)                          # fresh seeds: no setting was chosen on them
+STUDY_FIXED_FILE = 'results/toyworld_faint_study_fixed.json'  # the first study (seeds 51-53): every stage 100 steps, whole network
+STUDY_SEEDS = (61, 62, 63)                          # fresh seeds: no setting was chosen on them
 STUDY_ROWS = ('cam', 'fg_only', 'matching', 'manual_prompts', 'semples')
-STUDY_OVER = dict(refine=dict(lambda_ref=2.0), prompts=dict(lambda_p=0.02))  # chosen on development seeds 1, 2 (tries below)
+_PICK = dict(train='head', select_every=20, patience=3, steps=400)   # stages (a), (c): CAM head only, the tune split's best step
+STUDY_OVER = dict(match=dict(_PICK), refine=dict(lambda_ref=2.0, **_PICK), prompts=dict(lambda_p=0.02))  # chosen on development seeds 1, 2
 
 # %% ../../nbs/research/05_mechanism.ipynb #e9df31ce
 def prompt_class_cos(run)->dict:
@@ -283,6 +286,10 @@ def prompt_class_cos(run)->dict:
     return {c: round(float(v), 4) for c, v in zip(names, (t.float() * u.float()).sum(-1))}
 
 # %% ../../nbs/research/05_mechanism.ipynb #328cd6c6
+def study_over(quick:bool=False, over:dict|None=None)->dict:
+    "The study's settings as applied: `STUDY_OVER` (or `over`); a smoke run keeps its own stage lengths."
+    return {sec: {k: v for k, v in kv.items() if not (quick and k == 'steps')} for sec, kv in (STUDY_OVER if over is None else over).items()}
+
 def study_config(
     seed:int,              # world and training seed
     world:str='faint',     # a name in `WORLDS`
@@ -292,8 +299,15 @@ def study_config(
     "One seed's config of the study: `world_config` plus the settings chosen on the development seeds."
     from semples.config import check_config
     cfg = world_config(seed, world, quick)
-    for sec, kv in (STUDY_OVER if over is None else over).items(): cfg[sec].update(kv)
+    for sec, kv in study_over(quick, over).items(): cfg[sec].update(kv)
     return check_config(cfg, f'study, {world} world, seed {seed}')
+
+# %% ../../nbs/research/05_mechanism.ipynb #29f97340
+def stage_picks(out:str|Path, rows=STUDY_ROWS)->dict:
+    "Row -> the step each selected stage kept and where it stopped (None: the stage kept its last step, or is not a mask stage)."
+    from semples.pipeline import ROWS
+    sel = {r: load_json(Path(out)/ROWS[r][1]/'summary.json').get('selection') for r in rows if ROWS[r][0] in ('match', 'refine')}
+    return {r: v and dict(chosen=v['chosen'], stopped=v['stopped'], tune_miou=max(v['tune_miou'])) for r, v in sel.items()}
 
 # %% ../../nbs/research/05_mechanism.ipynb #3bc292bd
 def run_study_seed(
@@ -311,7 +325,7 @@ def run_study_seed(
     out = Path(out); f = out/'study.json'
     if f.is_file() and (out/'metrics.json').is_file() and load_json(out/'metrics.json').get('complete'): return {**load_json(out/'metrics.json'), **load_json(f)}
     m = run_demo(out, study_config(seed, world, quick, over), rows, progress=False, clip_eval_n=0)
-    extra = dict(world=world, prompt_class_cos=prompt_class_cos(load_pipeline_run(out)), errors=pipeline_errors(out, rows=rows))
+    extra = dict(world=world, prompt_class_cos=prompt_class_cos(load_pipeline_run(out)), errors=pipeline_errors(out, rows=rows), selection=stage_picks(out, rows))
     save_json(extra, f); return {**m, **extra}
 
 # %% ../../nbs/research/05_mechanism.ipynb #f22b58c5
@@ -355,7 +369,7 @@ def collect_study(
         if any(r['config'][sec][k] != v for sec, kv in over.items() for k, v in kv.items()): raise ValueError(f"seed {r['seed']} was run with other settings than {over}")
     s, w = summarize(runs), runs[0]['world']
     res = dict(world=w, world_settings=WORLDS[w], over=over, summary=s, targets=study_targets(s, runs[0]['cooccurrence']),
-               runs=[{k: r.get(k) for k in RUN_KEYS + ('world', 'prompt_class_cos', 'errors')} for r in runs])
+               runs=[{k: r.get(k) for k in RUN_KEYS + ('world', 'prompt_class_cos', 'errors', 'selection')} for r in runs])
     save_json(res, Path(dest) if dest is not None else out/'study_summary.json')
     for x in (seeds if figures is not None else ()):
         if (out/f'seed_{x}'/'masks.png').is_file(): shutil.copyfile(out/f'seed_{x}'/'masks.png', Path(figures)/f'toyworld_{w}_masks_seed{x}.png')
@@ -372,26 +386,64 @@ def study_table(res:dict)->str:
     lines += [f"| {t['target']} | {t['value']:g} | {'yes' if t['holds'] else 'no'} | {t['seeds_meeting']} |" for t in res['targets']]
     return '\n'.join(lines)
 
+# %% ../../nbs/research/05_mechanism.ipynb #e7955917
+STUDY_CROSS_FILE = 'results/toyworld_faint_cross.json'   # the cross on the study seeds (`semples study --cross --store`)
+STUDY_CROSS = dict(n_ctx=(4, 8, 16), lambda_ref=(0.5, 2.0, 5.0), center=(8, 2.0))   # around the study's setting
+
+def cross_means(runs:list)->list:
+    "Per cell (L, lambda_ref): mean and per-seed test mIoU, own-band leak and prompt hit rate over the seeds' grids."
+    cells = [{(c['n_ctx'], c['lambda_ref']): c for c in r['cells']} for r in runs]
+    keys = [k for k in cells[0] if all(k in c for c in cells)]
+    pick = lambda k, f: [c[k][f] for c in cells]
+    return [dict(n_ctx=k[0], lambda_ref=k[1], **{f: float(np.mean(pick(k, f))) for f in ('miou', 'background_leak', 'prompt_hits')},
+                 miou_seeds=pick(k, 'miou')) for k in keys]
+
+# %% ../../nbs/research/05_mechanism.ipynb #0a44c5a2
+def study_cross(
+    out:str|Path,          # the study folder: OUT/seed_<s> finished by `run_study_seed`
+    seeds=STUDY_SEEDS,
+    dest:str|Path|None=None, # summary file (default OUT/cross_summary.json)
+)->dict:                   # cross, seeds, runs (each seed's grid), mean (`cross_means`)
+    "The sensitivity cross (one knob at a time around the study's L and lambda_ref) on each finished study seed; resumable, one atomic file."
+    from semples.research.results import grid_cells, sensitivity_grid
+    cells, out = grid_cells(**STUDY_CROSS), Path(out)
+    runs = [sensitivity_grid(out/f'seed_{s}', cells, out/f'seed_{s}'/'cross.json') for s in seeds]
+    res = dict(cross=STUDY_CROSS, seeds=list(seeds), runs=runs, mean=cross_means(runs))
+    save_json(res, Path(dest) if dest is not None else out/'cross_summary.json'); return res
+
+def cross_table(res:dict)->str:
+    "Markdown table of a `study_cross` result: one row per cell, the study's own setting marked."
+    c0 = tuple(res['cross']['center'])
+    lines = [f"| L | lambda_ref | test mIoU (seeds {res['seeds']}) | leak on own region | prompts read as their region |", '|---|---|---|---|---|']
+    for c in res['mean']:
+        mark = ' (study)' if (c['n_ctx'], c['lambda_ref']) == c0 else ''
+        lines.append(f"| {c['n_ctx']}{mark} | {c['lambda_ref']:g} | {c['miou']:.3f} ({', '.join(f'{v:.3f}' for v in c['miou_seeds'])}) | "
+                     f"{c['background_leak']:.3f} | {6 * c['prompt_hits']:.1f} of 6 |")
+    return '\n'.join(lines)
+
 # %% ../../nbs/research/05_mechanism.ipynb #080aeb32
 def study_cli(
     out:str='runs/study',        # one folder per seed: OUT/seed_<s>
-    seeds:str='51,52,53',        # comma separated; the default are the study's fresh seeds
+    seeds:str=','.join(map(str, STUDY_SEEDS)), # comma separated; the default are the study's fresh seeds
     world:str='faint',           # a name in WORLDS
     threads:int=0,               # torch CPU threads (0: torch's default)
     quick:bool=False,            # smoke size (numbers meaningless)
     store:bool=False,            # also write results/toyworld_faint_study.json and the seeds' masks.png in the checkout (faint world only)
+    cross:bool=False,            # then the sensitivity cross on the same seeds (`study_cross`; with --store: results/toyworld_faint_cross.json)
 )->int:
-    "The mechanism study's ablation: rows A-E per seed in a world (resumable), then the summary and its targets."
+    "The mechanism study's ablation: rows A-E per seed in a world (resumable), then the summary and its targets; optionally the cross."
     if store and world != 'faint': raise ValueError(f"--store writes the faint world's study ({STUDY_FILE}); run the {world} world without --store")
     if threads: torch.set_num_threads(int(threads))
     ss = tuple(int(s) for s in seeds.split(',') if s.strip())
     for s in ss: run_study_seed(Path(out)/f'seed_{s}', s, world, quick)
-    res = collect_study(out, ss, project_root()/STUDY_FILE if store else None, project_root()/'results' if store else None)
+    res = collect_study(out, ss, project_root()/STUDY_FILE if store else None, project_root()/'results' if store else None, over=study_over(quick))
     if store:   # the rows also go into results.csv (and so the README's table)
         from semples.research.results import ablation_rows, update_results
         update_results(project_root()/'results'/'results.csv', ablation_rows(res['summary'], dataset=f'toyworld-{world}', source='nbs/research/05_mechanism',
-                       n_test=res['runs'][0]['config']['data']['world']['n_test'], note=f"ToyWorld {world} world {WORLDS[world]} with its judge {JUDGES[world]}; semples study"))
-    print(study_table(res)); return 0
+                       n_test=res['runs'][0]['config']['data']['world']['n_test'], note=f"ToyWorld {world} world {WORLDS[world]} with its judge {JUDGES[world]}; the settings in {STUDY_FILE} ('over'); semples study"))
+    print(study_table(res))
+    if cross: print('\n' + cross_table(study_cross(out, ss, project_root()/STUDY_CROSS_FILE if store else None)))
+    return 0
 
 # %% ../../nbs/research/05_mechanism.ipynb #2749f91a
 def study_markdown(path:str|Path|None=None)->str:
@@ -400,3 +452,24 @@ def study_markdown(path:str|Path|None=None)->str:
     res = load_json(p); s = res['summary']
     return (f"The {res['world']} world, seeds {', '.join(map(str, s['seeds']))}, {res['runs'][0]['config']['data']['world']['n_test']} test images each, "
             f"settings {res['over']}; computed from `{STUDY_FILE}` by `semples.research.mechanism.study_markdown`:\n\n" + study_table(res))
+
+# %% ../../nbs/research/05_mechanism.ipynb #b6b3da7b
+def plot_picks(
+    tries:list,           # development tries (`STUDY_DEV_FILE`) or study runs with a `selection` per row
+    rows=('fg_only', 'matching', 'manual_prompts', 'semples'),
+    size:float=3.0,       # inches per panel
+    titles=None,          # one title per plotted try (default: seed and the start of its description)
+):
+    "Tune-split mIoU against the training step of every selected stage, the kept step ringed; one panel per try."
+    from semples.pipeline import ROW_LABELS
+    tries = [t for t in tries if t.get('selection')]
+    fig, axs = plt.subplots(1, len(tries), figsize=(size * len(tries), size * 0.8), squeeze=False, sharey=True)
+    for i, (ax, t) in enumerate(zip(axs[0], tries)):
+        for r in rows:
+            c = t['selection'].get(r)
+            if not c: continue
+            ln, = ax.plot(c['steps'], c['tune_miou'], marker='.', label=ROW_LABELS[r])
+            ax.scatter([c['chosen']], [max(c['tune_miou'])], s=80, facecolors='none', edgecolors=ln.get_color())
+        ax.set_title(titles[i] if titles else f"seed {t['seed']}: {t['try'][:38]}", fontsize=7); ax.set_xlabel('step', fontsize=8)
+    axs[0, 0].set_ylabel('tune-split mIoU', fontsize=8); axs[0, -1].legend(fontsize=6)
+    fig.tight_layout(); return fig

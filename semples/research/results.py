@@ -221,9 +221,9 @@ def sensitivity_grid(
 )->dict:                         # {'seed', 'cells': [{n_ctx, lambda_ref, miou, background_leak, leak_other, prompt_hits, prompt_words}]}
     "Relearn the prompts for each L and retrain stage (c) for each lambda_ref on one seed; score each cell like the ablation."
     from dataclasses import replace
-    from semples.cam import score_net
+    from semples.cam import score_net, load_cam_net
     from semples.explore import load_pipeline_run
-    from semples.pipeline import stage_settings
+    from semples.pipeline import stage_settings, train_picked
     from semples.refine import train_refine
     from semples.toyworld import TOY_CLASSES
     run_dir = Path(run_dir)
@@ -237,29 +237,34 @@ def sensitivity_grid(
         if (L, lam) in done: continue
         if L not in feats: feats[L] = _grid_prompts(run, replace(sc['prompts'], **(prompts_kw or {})), L, run_dir/'grid'/f'b_L{L}', progress)
         pf, near, hits = feats[L]
-        ne, _ = train_refine(run.nets['cam'], run.split('train'), run.clip, pf, replace(sc['refine'], lambda_ref=lam, **(refine_kw or {})),
-                             out=run_dir/'grid'/f'c_L{L}_lam{lam}', progress=progress)
-        r = score_net(ne, run.split('tune'), run.split('test'))
+        rc, d = replace(sc['refine'], lambda_ref=lam, **(refine_kw or {})), run_dir/'grid'/f'c_L{L}_lam{lam}'
+        train_picked(run.config, lambda until=None: train_refine(run.nets['cam'], run.split('train'), run.clip, pf, rc, out=d, until=until, progress=progress), rc, d)
+        r = score_net(load_cam_net(d), run.split('tune'), run.split('test'))
         res['cells'].append(dict(n_ctx=L, lambda_ref=lam, miou=r['miou'], threshold=r['threshold'], background_leak=r['background_leak'],
                                  leak_other=r['leak_other'], prompt_hits=hits, prompt_words={c: [w for w, _ in nw] for c, nw in zip(TOY_CLASSES, near)}))
         save_json(res, dest)
     return res
 
 # %% ../../nbs/research/01_results.ipynb #e3881d9a
-def plot_sensitivity(res:dict, axs=None):
-    "mIoU against L (at the default lambda_ref) and against lambda_ref (at the default L), with the leak."
+def _span(v, least:float)->tuple:
+    "y-limits around the values, at least `least` wide: differences far below a point are not drawn as cliffs."
+    lo, hi = min(v), max(v); pad = max(least - (hi - lo), 0) / 2 + 0.1 * (hi - lo)
+    return lo - pad, hi + pad
+
+def plot_sensitivity(res:dict, axs=None, center=(8, 0.05)):
+    "mIoU against L (at the center's lambda_ref) and against lambda_ref (at the center's L), with the leak."
     import matplotlib.pyplot as plt
     axs = axs if axs is not None else plt.subplots(1, 2, figsize=(9, 3))[1]
     cells = res['cells']
-    for ax, key, fixed, other, xlabel in ((axs[0], 'n_ctx', 'lambda_ref', 0.05, 'prompt length L (lambda_ref 0.05)'),
-                                          (axs[1], 'lambda_ref', 'n_ctx', 8, 'lambda_ref (L = 8)')):
+    for ax, key, fixed, other, xlabel in ((axs[0], 'n_ctx', 'lambda_ref', center[1], f'prompt length L (lambda_ref {center[1]})'),
+                                          (axs[1], 'lambda_ref', 'n_ctx', center[0], f'lambda_ref (L = {center[0]})')):
         pts = sorted((c[key], c['miou'], c['background_leak']) for c in cells if c[fixed] == other)
         if not pts: continue
         x, y, lk = zip(*pts)
         ax.plot(x, y, 'o-', color='tab:blue'); ax.set_xlabel(xlabel); ax.set_ylabel('test mIoU', color='tab:blue')
-        if key == 'lambda_ref': ax.set_xscale('log')
-        ax.set_xticks(x, [str(v) for v in x]); ax.grid(alpha=0.3)
-        a2 = ax.twinx(); a2.plot(x, lk, 's--', color='tab:red'); a2.set_ylabel('leak on own background', color='tab:red')
+        if key == 'lambda_ref': ax.set_xscale('log'); ax.minorticks_off()
+        ax.set_xticks(x, [str(v) for v in x]); ax.grid(alpha=0.3); ax.set_ylim(*_span(y, 0.04))
+        a2 = ax.twinx(); a2.plot(x, lk, 's--', color='tab:red'); a2.set_ylabel('leak on own background', color='tab:red'); a2.set_ylim(*_span(lk, 0.1))
     return axs
 
 # %% ../../nbs/research/01_results.ipynb #5d0b0cba
@@ -320,11 +325,14 @@ def retrain_and_score(
     from dataclasses import replace
     from semples.matching import train_matching
     from semples.refine import train_refine
-    from semples.cam import score_net
-    from semples.pipeline import stage_settings
+    from semples.cam import score_net, load_cam_net
+    from semples.pipeline import stage_settings, train_picked
     from semples.prompts import prompt_features
     if stage not in ('a', 'c'): raise ValueError(f"stage must be 'a' or 'c', got {stage!r}")
     sc, train = stage_settings(run.config), run.split('train')
-    if stage == 'c': net, _ = train_refine(run.nets['cam'], train, run.clip, prompt_features(run.prompts), replace(sc['refine'], **overrides), out=out, until=until, progress=False)
-    else: net, _ = train_matching(run.nets['cam'], train, run.clip, replace(sc['match'], **overrides), out=out, until=until, progress=False)
-    return score_net(net.eval(), run.split('tune'), run.split('test'))
+    mc = replace(sc['refine' if stage == 'c' else 'match'], **overrides)
+    if stage == 'c': fit = lambda u=None: train_refine(run.nets['cam'], train, run.clip, prompt_features(run.prompts), mc, out=out, until=u, progress=False)
+    else: fit = lambda u=None: train_matching(run.nets['cam'], train, run.clip, mc, out=out, until=u, progress=False)
+    if until is None: train_picked(run.config, fit, mc, out)   # the config's checkpoint rule, as the pipeline's stages
+    else: fit(until)
+    return score_net(load_cam_net(out), run.split('tune'), run.split('test'))
