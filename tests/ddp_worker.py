@@ -1,7 +1,7 @@
 """Worker of tests/test_ddp.py: a few steps of ToyWorld stage 0 (and of stage a) on CPU.
 
 Launched as `python -m torch.distributed.run --standalone --nproc_per_node 2 tests/ddp_worker.py OUT [--match]` it trains
-under DDP (gloo); the test also imports it and calls the same functions in one process. Rank 0 writes OUT/result.json.
+under DDP (gloo), also under the pipeline's best-step rule; the test also imports it and calls the same functions in one process. Rank 0 writes OUT/result.json.
 """
 import argparse, json, os, sys
 from pathlib import Path
@@ -46,6 +46,14 @@ def match(out, weighted:bool, steps:int=2):
     fn = lf if weighted else (lambda m, b: lf(m, b)[:2])   # MatchLoss returns its pair count as the weight; [:2] drops it
     return train_mask_generator(load_toy_cam(), fn, ds, cfg, out=out, progress=False)
 
+def picked(out, steps:int=8):
+    "Stage 0 under the pipeline's best-step rule, scored by a fixed sequence (0.5, 0.7, 0.6, ...): keeps step 4, stops at 6."
+    from types import SimpleNamespace
+    from semples.pipeline import _train_selected
+    scores = iter([0.5, 0.7, 0.6, 0.55])                        # the same on every rank: the ranks must agree on when to stop
+    mc = SimpleNamespace(steps=steps, select_every=2, patience=1)
+    return _train_selected(lambda until=None: stage0(out, steps=steps, until=until), mc, Path(out), lambda net: next(scores))
+
 def pair_counts(batch_size:int=8, world:int=2, step:int=0):
     "Positive pairs per process in the first stage-a batch (shows why the weighting matters)."
     from semples.loop import LoopConfig, StepBatchSampler
@@ -69,6 +77,8 @@ def main():
     res['cut'] = [r['loss'] for r in recs]
     _, recs = stage0_f64(out/'f64')
     res['f64'] = [r['loss'] for r in recs]
+    _, res['picked'] = picked(out/'picked')
+    torch.distributed.barrier()                                 # rank 0's last copy is on disk before anyone reads it
     try: stage0(None, steps=1, batch_size=7)
     except ValueError as e: res['odd_batch_error'] = str(e)
     if a.match:

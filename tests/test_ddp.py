@@ -97,3 +97,14 @@ def test_match_loss_under_ddp(ddp, tmp_path):
     assert res['match_1'] == pytest.approx(one, rel=1e-6, abs=0)
     assert d1 < 1e-4                                                     # float32 + Adam, see the stage-0 test
     assert abs(res['match_0'][0] - one[0]) > 1e-4                          # unequal shards: the unweighted mean differs
+
+def test_best_step_rule_under_ddp(ddp, tmp_path):
+    "The pipeline's best-step rule (`_train_selected`) under torchrun: rank 0 alone writes, every rank stops together, the kept checkpoint is the best block's, as in one process."
+    out, res = ddp
+    _, one = worker.picked(tmp_path/'one')
+    print('selection, 1 process:', one, '| 2 processes:', res['picked'])
+    assert res['picked'] == one and (one['steps'], one['chosen'], one['stopped']) == ([2, 4, 6], 4, 6)
+    ck_ddp, ck_one = (torch.load(p/'checkpoint.pt', weights_only=True) for p in (out/'picked', tmp_path/'one'))
+    assert ck_ddp['step'] == ck_one['step'] == 4                       # the kept checkpoint, not the last trained step (6)
+    assert _max_diff(ck_ddp['model'], ck_one['model']) < 1e-3           # float32 + Adam, see the stage-0 test
+    assert json.loads((out/'picked'/'selection.json').read_text()) == res['picked']
