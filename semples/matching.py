@@ -102,6 +102,19 @@ def collate_pairs(
 # %% ../nbs/08_matching.ipynb #248a497d
 _LOOP_FIELDS = tuple(f.name for f in fields(LoopConfig))
 
+# %% ../nbs/08_matching.ipynb #fda9d25a
+def _check_match(c):
+    "Refuse `MatchConfig` values the stage cannot use, each with what is wrong and what is allowed."
+    if c.train not in ('all', 'head'): raise ValueError(f"train must be 'all' or 'head', got {c.train!r}")
+    if c.sim_map not in SIM_MAPS: raise ValueError(f"sim_map must be one of {SIM_MAPS}, got {c.sim_map!r}")
+    if c.amp not in (None, 'bf16'): raise ValueError(f"amp must be None or 'bf16', got {c.amp!r}")
+    if c.lambda_bg < 0 or c.cls_weight < 0: raise ValueError("lambda_bg and cls_weight must be >= 0")
+    if not c.mask_eps > 0: raise ValueError(f"mask_eps must be > 0, got {c.mask_eps!r}")
+    for k, zero in (('pair_bucket', 'no padding'), ('select_every', 'keep the last step'), ('patience', 'train all steps')):
+        if not isinstance(getattr(c, k), int) or getattr(c, k) < 0: raise ValueError(f"{k} must be an integer >= 0 (0: {zero}), got {getattr(c, k)!r}")
+    if not isinstance(c.template, str) or c.template.count('{}') != 1:
+        raise ValueError(f"template must contain exactly one '{{}}' for the class name, got {c.template!r}")
+
 # %% ../nbs/08_matching.ipynb #e9dc4ba7
 @dataclass
 class MatchConfig:
@@ -137,19 +150,8 @@ class MatchConfig:
     patience:int=0               # pipeline, with select_every: stop after this many scores without a better one; 0: train all `steps`
 
     def __post_init__(self):
-        if self.train not in ('all', 'head'): raise ValueError(f"train must be 'all' or 'head', got {self.train!r}")
-        if self.sim_map not in SIM_MAPS: raise ValueError(f"sim_map must be one of {SIM_MAPS}, got {self.sim_map!r}")
-        if self.amp not in (None, 'bf16'): raise ValueError(f"amp must be None or 'bf16', got {self.amp!r}")
-        if self.lambda_bg < 0 or self.cls_weight < 0: raise ValueError("lambda_bg and cls_weight must be >= 0")
-        if not self.mask_eps > 0: raise ValueError(f"mask_eps must be > 0, got {self.mask_eps!r}")
-        if not isinstance(self.pair_bucket, int) or self.pair_bucket < 0:
-            raise ValueError(f"pair_bucket must be an integer >= 0 (0: no padding), got {self.pair_bucket!r}")
-        if not isinstance(self.template, str) or self.template.count('{}') != 1:
-            raise ValueError(f"template must contain exactly one '{{}}' for the class name, got {self.template!r}")
         if self.class_names is not None: self.class_names = tuple(self.class_names)
-        for k in ('select_every', 'patience'):
-            if not isinstance(getattr(self, k), int) or getattr(self, k) < 0: raise ValueError(f"{k} must be an integer >= 0, got {getattr(self, k)!r}")
-        self.loop_config()  # validates the loop fields
+        _check_match(self); self.loop_config()  # validates the loop fields
 
     def loop_config(self)->LoopConfig:
         "The `semples.loop.LoopConfig` part of this configuration."

@@ -356,13 +356,19 @@ def plateaued(scores:list, patience:int)->bool:
     return max(scores[-patience:]) <= max(scores[:-patience])
 
 # %% ../nbs/13_pipeline.ipynb #1d554119
+def _tune_split(cfg:dict, purpose:str, fix:str):
+    "The config's `pseudo.tune_split`, refused when it has no ground-truth masks (it chooses things against them)."
+    p = cfg['pseudo']; tune = open_dataset(cfg, p['tune_split'], 'full')
+    if not tune.has_masks: raise ValueError(f"pseudo.tune_split {p['tune_split']!r} has no ground-truth masks to {purpose}; {fix}")
+    return tune
+
+_PICK_FIX = "name a split with masks (VOC: train.txt's labelled images) or set select_every to 0"
+
 def tune_miou(cfg:dict, net, tune=None)->float:
     "Pseudo-mask mIoU of a mask generator on `pseudo.tune_split`, at the threshold best there: what picks a stage's checkpoint."
     from semples.cam import predict_cams
     from semples.pseudo import sweep_thresholds, DEFAULT_THRESHOLDS
-    p = cfg['pseudo']; tune = open_dataset(cfg, p['tune_split'], 'full') if tune is None else tune
-    if not tune.has_masks: raise ValueError(f"pseudo.tune_split {p['tune_split']!r} has no ground-truth masks to pick checkpoints on; "
-                                            "name a split with masks (VOC: train.txt's labelled images) or set select_every to 0")
+    p = cfg['pseudo']; tune = _tune_split(cfg, 'pick checkpoints on', _PICK_FIX) if tune is None else tune
     dev = str(next(net.parameters()).device)
     cams = predict_cams(net, tune, scales=tuple(p['scales']), flip=p['flip'], device=dev, progress=False)
     return sweep_thresholds(cams, tune, p['thresholds'] or DEFAULT_THRESHOLDS, progress=False)['best_miou']
@@ -389,7 +395,7 @@ def _train_selected(train, mc, d:Path, score)->tuple:
 def train_picked(cfg:dict, train, mc, d:str|Path)->tuple:
     "Run a mask stage's `train(until=None)` into folder `d` under the config's rule: keep the last step, or (`mc.select_every`) the tune split's best."
     if not mc.select_every: return train()[1], None
-    tune = open_dataset(cfg, cfg['pseudo']['tune_split'], 'full')
+    tune = _tune_split(cfg, 'pick checkpoints on', _PICK_FIX)
     return _train_selected(train, mc, Path(d), lambda n: tune_miou(cfg, n, tune))
 
 # %% ../nbs/13_pipeline.ipynb #00ee6d59
@@ -492,9 +498,7 @@ def _threshold(cfg:dict, cams_of, tfile:Path, labelled, progress:bool)->dict:
     p = cfg['pseudo']
     if p['threshold'] != 'tune': return dict(threshold=float(p['threshold']), selected_on='given')
     if tfile.is_file(): return load_json(tfile)
-    tune = open_dataset(cfg, p['tune_split'], 'full')
-    if not tune.has_masks: raise ValueError(f"pseudo.tune_split {p['tune_split']!r} has no ground-truth masks to choose the threshold on; "
-                                            "give a split with masks or a fixed pseudo.threshold")
+    tune = _tune_split(cfg, 'choose the threshold on', "give a split with masks or a fixed pseudo.threshold")
     sw = sweep_thresholds(cams_of(tune), tune, p['thresholds'] or DEFAULT_THRESHOLDS, progress=progress)
     thr = dict(threshold=sw['best_threshold'], selected_on=tune.split, tune_miou=sw['best_miou'], curve=dict(zip(map(str, sw['thresholds']), sw['miou'])),
                overlap_with_labelled_split=len(set(tune.ids) & set(labelled.ids)))

@@ -270,6 +270,11 @@ def _rows_back(model:nn.Module, full:nn.Embedding, used:torch.Tensor):
     full.weight.data[used.to(full.weight.device)] = model.token_embedding.weight.data
     model.token_embedding = full
 
+def _row_lut(used:torch.Tensor)->torch.Tensor:
+    "Full-vocabulary token id -> row of the small table (`used[i]` -> i; unused ids -> 0)."
+    lut = torch.zeros(TOYCLIP_CFG['text_cfg']['vocab_size'], dtype=torch.long); lut[used] = torch.arange(len(used))
+    return lut
+
 def _batch_loss(model:nn.Module, x:torch.Tensor, caps:list, tok, lut:torch.Tensor)->torch.Tensor:
     "One batch's `contrastive_loss`: each distinct caption encoded once (token ids through `lut`, the small table's rows)."
     dev = model.logit_scale.device
@@ -277,6 +282,11 @@ def _batch_loss(model:nn.Module, x:torch.Tensor, caps:list, tok, lut:torch.Tenso
     fi = F.normalize(model.encode_image(normalize(x.to(dev))), dim=-1)
     ft = F.normalize(model.encode_text(lut[tok(uniq)].to(dev)), dim=-1)
     return contrastive_loss(fi, ft, idx, model.logit_scale.exp())
+
+# %% ../nbs/02_toyclip.ipynb #81f91d29
+def _warmup_cosine(s:int, steps:int, warmup:int=20)->float:
+    "Factor on the peak learning rate at step `s`: linear warm-up over `warmup` steps, then a cosine to 0 at `steps`."
+    return min(1., (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))
 
 # %% ../nbs/02_toyclip.ipynb #46425f9f
 def pretrain_toyclip(
@@ -301,11 +311,9 @@ def pretrain_toyclip(
     if threads: torch.set_num_threads(threads)
     dev = get_device(device); tok = toyclip_tokenizer()
     model = build_toyclip(seed=seed).to(dev)
-    used = torch.tensor(toyworld_token_ids(tok))
-    lut = torch.zeros(TOYCLIP_CFG['text_cfg']['vocab_size'], dtype=torch.long); lut[used] = torch.arange(len(used))
-    full = _train_rows(model, used)
+    used = torch.tensor(toyworld_token_ids(tok)); lut, full = _row_lut(used), _train_rows(model, used)
     opt = torch.optim.AdamW(_decay_groups(model, weight_decay), lr=lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1., (s + 1) / 20) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _warmup_cosine(s, steps))
     world, t0, losses = ToyWorld(seed=seed, p_cooc=p_cooc, p_caption_bg=p_caption_bg, context=context, **(world_kw or {})), time.time(), []
     model.train()
     for step in (bar := tqdm(range(steps), disable=not progress, desc='ToyCLIP')):

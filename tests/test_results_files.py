@@ -102,12 +102,17 @@ def _faint_study(name, over):
 def test_faint_study_recomputes_from_its_seeds():
     "results/toyworld_faint_study.json: the summary and every target follow from the stored per-seed rows; fresh seeds, the faint world, its judge, the chosen settings, each stage's kept step."
     from semples.research.mechanism import STUDY_FILE, STUDY_FIXED_FILE, STUDY_OVER
+    from semples.pipeline import plateaued
     res = _faint_study(STUDY_FILE, STUDY_OVER)
     others = set().union(*(load_json(project_root()/f)['summary']['seeds'] for f in (RESULTS_FILE, REPLICATION_FILE, LOCAL_FILE, STUDY_FIXED_FILE)))
     assert not set(res['summary']['seeds']) & (others | {0, 1, 2})   # fresh: never a development, demo or earlier study seed
     for r in res['runs']:   # every mask stage kept the tune split's best step, scored every select_every steps
         assert set(r['selection']) == {'fg_only', 'matching', 'manual_prompts', 'semples'}
-        assert all(v['chosen'] % STUDY_OVER['match']['select_every'] == 0 and v['chosen'] <= v['stopped'] for v in r['selection'].values())
+        e, pat = STUDY_OVER['match']['select_every'], STUDY_OVER['match']['patience']
+        for v in r['selection'].values():
+            assert v['steps'] == list(range(e, v['stopped'] + 1, e)) and v['stopped'] == v['steps'][-1]
+            assert v['tune_miou'][v['steps'].index(v['chosen'])] == max(v['tune_miou'])   # the kept step is the curve's best
+            assert plateaued(v['tune_miou'], pat) and not plateaued(v['tune_miou'][:-1], pat)   # stopped at the first plateau
 
 def test_faint_fixed_study_recomputes_from_its_seeds():
     "results/toyworld_faint_study_fixed.json: the first study (seeds 51-53, stages of 100 steps) recomputes too."

@@ -304,10 +304,10 @@ def study_config(
 
 # %% ../../nbs/research/05_mechanism.ipynb #29f97340
 def stage_picks(out:str|Path, rows=STUDY_ROWS)->dict:
-    "Row -> the step each selected stage kept and where it stopped (None: the stage kept its last step, or is not a mask stage)."
+    "Row -> each selected stage's tune curve (steps, tune_miou), the step it kept and where it stopped (None: it kept its last step)."
     from semples.pipeline import ROWS
     sel = {r: load_json(Path(out)/ROWS[r][1]/'summary.json').get('selection') for r in rows if ROWS[r][0] in ('match', 'refine')}
-    return {r: v and dict(chosen=v['chosen'], stopped=v['stopped'], tune_miou=max(v['tune_miou'])) for r, v in sel.items()}
+    return {r: v and {k: v[k] for k in ('steps', 'tune_miou', 'chosen', 'stopped')} for r, v in sel.items()}
 
 # %% ../../nbs/research/05_mechanism.ipynb #3bc292bd
 def run_study_seed(
@@ -460,7 +460,7 @@ def plot_picks(
     size:float=3.0,       # inches per panel
     titles=None,          # one title per plotted try (default: seed and the start of its description)
 ):
-    "Tune-split mIoU against the training step of every selected stage, the kept step ringed; one panel per try."
+    "Tune-split mIoU against the training step of every selected stage, the kept step ringed; one panel per try or seed."
     from semples.pipeline import ROW_LABELS
     tries = [t for t in tries if t.get('selection')]
     fig, axs = plt.subplots(1, len(tries), figsize=(size * len(tries), size * 0.8), squeeze=False, sharey=True)
