@@ -4,8 +4,9 @@
 
 # %% ../nbs/00_core.ipynb #da16febe
 from __future__ import annotations
-import contextlib, datetime, errno, fcntl, functools, io, json, os, pickle, platform, random, subprocess, sys, tempfile, warnings, zipfile
+import contextlib, datetime, errno, fcntl, functools, io, json, os, pickle, platform, random, shutil, subprocess, sys, tempfile, warnings, zipfile
 from pathlib import Path
+from multiprocessing import util as mp_util
 import numpy as np
 import torch
 from PIL import Image
@@ -13,10 +14,10 @@ from PIL import Image
 # %% auto #0
 __all__ = ['USER_ERRORS', 'VOC_CLASSES', 'IGNORE_INDEX', 'RUN_FLAGGED_ENV', 'COURSE_FLAGS', 'seed_everything', 'get_device',
            'atomic_write', 'save_json', 'load_json', 'save_torch', 'load_checkpoint', 'env_info', 'machine_load',
-           'config_diff', 'read_jsonl', 'RunDir', 'RunLocked', 'run_lock', 'error_line', 'voc_palette', 'mask_to_image',
-           'save_mask', 'load_mask', 'to_image_array', 'overlay', 'show_overlay', 'show_grid', 'project_root',
-           'leading_directives', 'cell_flag', 'flags_opted_in', 'never_run', 'skip_flagged_lines', 'skip_flagged_cells',
-           'need']
+           'config_diff', 'read_jsonl', 'RunDir', 'scratch_dir', 'RunLocked', 'run_lock', 'error_line', 'voc_palette',
+           'mask_to_image', 'save_mask', 'load_mask', 'to_image_array', 'overlay', 'show_overlay', 'show_grid',
+           'project_root', 'leading_directives', 'cell_flag', 'flags_opted_in', 'never_run', 'skip_flagged_lines',
+           'skip_flagged_cells', 'need']
 
 # %% ../nbs/00_core.ipynb #741f04f6
 def seed_everything(
@@ -238,6 +239,17 @@ class RunDir:
     def metrics(self)->list:
         "All records logged so far, oldest first (a cut last line skipped: `read_jsonl`)."
         return read_jsonl(self.path/'metrics.jsonl')
+
+# %% ../nbs/00_core.ipynb #c1e040a7
+def scratch_dir(
+    prefix:str='semples_',   # start of the folder's name, to tell whose it is in the temp folder
+    keep:bool|None=None,     # keep it after the process ends; None: only if SEMPLES_KEEP_SCRATCH=1
+)->Path:                     # a new empty folder
+    "A new temporary folder that is deleted when this Python process exits (unless kept)."
+    d = Path(tempfile.mkdtemp(prefix=prefix))
+    if not (keep if keep is not None else os.environ.get('SEMPLES_KEEP_SCRATCH') == '1'):
+        mp_util.Finalize(None, shutil.rmtree, args=(d,), kwargs=dict(ignore_errors=True), exitpriority=0)
+    return d
 
 # %% ../nbs/00_core.ipynb #f40a1270
 class RunLocked(RuntimeError):

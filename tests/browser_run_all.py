@@ -12,9 +12,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import test_browser as tb
 
 class _TmpFactory:
-    def mktemp(self, name):
-        import tempfile
-        return Path(tempfile.mkdtemp(prefix=f'semples_{name}_'))
+    def mktemp(self, name):                       # like pytest's, but removed when this script ends
+        from semples.core import scratch_dir
+        return scratch_dir(f'semples_{name}_')
 
 def main(only=None):
     import re

@@ -9,5 +9,5 @@ IN_TEST=1 timeout 1800 semples render --out _site          # 3. every notebook r
                                                            #    slow/gpu cells skipped; exit 1 on any error) and kept as HTML in _site/
 command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || [ -n "${SEMPLES_CHROMIUM:-}" ] ||
   echo "NOTE: no Chromium on this machine: the real-browser test (tests/test_browser.py) will be SKIPPED (apt-get install chromium)"
-timeout 1200 python -m pytest -q -rs -n 2 tests            # 4. pytest on 2 processes (the real-browser test among them; -rs prints
-                                                           #    why a test was skipped), last: its summary closes the run
+timeout 1200 python -m pytest -q -rs -n 2 -o tmp_path_retention_policy=failed tests   # 4. pytest on 2 processes (the real-browser test among them; -rs prints
+                                                           #    why a test was skipped; tmp folders kept only for failed tests), last: its summary closes the run
