@@ -66,8 +66,8 @@ def main(argv=None):
     seg = SegConfig(arch='toy' if a.tiny else 'deeplabv3_resnet50', num_classes=C + 1, norm='gn' if a.tiny else 'bn', steps=S, batch_size=B, ckpt_every=0, device=str(dev))
     _stage('segment', S * B, lambda: train_segmenter(seg, PseudoMaskDataset(train, out/'pseudo'), out/'segment', val_ds=val), dev, table)
     (out/'bench.json').write_text(json.dumps(table, indent=1))
-    print('| stage | s | images | images/s | peak GiB |\n|---|---|---|---|---|')
-    for r in table: print(f"| {r['stage']} | {r['seconds']} | {r['images']} | {r['images_per_s']} | {r['peak_gib']} |")
+    from semples.research.bench import realmode_markdown
+    print(realmode_markdown(table))
     return 0
 
 if __name__ == '__main__': raise SystemExit(main())

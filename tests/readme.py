@@ -1,7 +1,8 @@
 """Render README.md from the markdown cells of nbs/index.ipynb (Quarto, which nbdev_readme needs, is not used);
 the marker `<!-- results.csv -->` becomes the results table generated from results/results.csv, and
 `<!-- claims -->` the claims table of the ToyWorld ablation (`semples.research.results.claims_markdown`), and
-`<!-- study -->` the mechanism study's rows and targets (`semples.research.mechanism.study_markdown`).
+`<!-- study -->` the mechanism study's rows and targets (`semples.research.mechanism.study_markdown`), and
+`<!-- gpu -->` the stored GPU figures (`semples.research.bench.gpu_markdown`).
 
     python tests/readme.py          # rewrite README.md
     python tests/readme.py --check  # exit 1 when README.md is out of date
@@ -13,6 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS_MARK = '<!-- results.csv -->'
 CLAIMS_MARK = '<!-- claims -->'
 STUDY_MARK = '<!-- study -->'
+GPU_MARK = '<!-- gpu -->'
 
 def render(nb_path=ROOT / 'nbs' / 'index.ipynb') -> str:
     "README text: the markdown cells of the index notebook, in order; the title's `> subtitle` stays a quote."
@@ -29,6 +31,9 @@ def render(nb_path=ROOT / 'nbs' / 'index.ipynb') -> str:
     if STUDY_MARK in text:     # the mechanism study's rows and targets, generated from its stored file
         from semples.research.mechanism import study_markdown
         text = text.replace(STUDY_MARK, study_markdown())
+    if GPU_MARK in text:       # the GPU figures, generated from results/gpu_h200.json
+        from semples.research.bench import gpu_markdown
+        text = text.replace(GPU_MARK, gpu_markdown())
     return text
 
 if __name__ == '__main__':

@@ -142,3 +142,18 @@ def test_faint_judge_file_holds_its_bars():
     from semples.research.mechanism import JUDGE_FILE, JUDGE_BARS
     j = load_json(project_root()/JUDGE_FILE)
     assert j['bars'] == {**{k: j[k] >= v for k, v in JUDGE_BARS.items()}, 'probe': j['probe']['d_band'] > j['probe']['d_control']}
+
+def test_gpu_figures_recompute_from_their_rows():
+    "The stored H200 figures: ratios follow from the rows (load_gpu_results refuses otherwise), each row's TFLOP/s and peak share from its step time and FLOPs, the kernel kinds add up, every real-mode stage ran."
+    from semples.research.bench import load_gpu_results, speed_verdicts, SPEED_TARGETS
+    g = load_gpu_results()
+    b = g['bench']
+    for r in b['rows']:
+        assert abs(r['items_per_step'] / (r['step_ms'] / 1000) - r['items_per_s']) < 1e-6 * r['items_per_s']
+        assert abs(r['gflop_per_step'] / r['step_ms'] - r['tflops']) < 1e-6 * r['tflops']
+        assert abs(r['tflops'] / b['peak_tflops'] - r['peak_fraction']) < 1e-9
+    v = speed_verdicts(b)
+    assert all(x['met'] == (x['ratio'] >= SPEED_TARGETS['ratio'] and x['peak_fraction'] >= SPEED_TARGETS['peak_fraction']) for x in v.values())
+    k = g['profile']['kernels']
+    assert abs(sum(k['by_kind'].values()) - k['kernel_ms']) < 0.01
+    assert [r['stage'] for r in g['realmode']['rows']][-1] == 'segment' and all(r['peak_gib'] > 0 for r in g['realmode']['rows'])

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
-from ..core import get_device, save_json, VOC_CLASSES
+from ..core import get_device, load_json, project_root, save_json, VOC_CLASSES
 from ..clip import FrozenCLIP, load_clip, random_clip_dir, positive_pairs, cosine, TINY_CLIP_CFG
 from ..cam import create_cam_net, voc_cam_config, toy_cam_config, stage0_loss, amp_stage0_loss, infer_cams, cam_to_mask
 from ..matching import pad_pairs, pair_masks, sim_max_loss, sim_min_loss, voc_match_config, MatchLoss
@@ -20,9 +20,10 @@ from ..refine import RefineLoss, voc_refine_config
 from ..segment import SegConfig, create_segmenter, seg_loss
 
 # %% auto #0
-__all__ = ['BF16_PEAK_TFLOPS', 'STAGES', 'device_name', 'bf16_peak', 'time_steps', 'count_flops', 'synthetic_labels',
-           'synthetic_batches', 'ReferenceStep', 'bench_markdown', 'run_bench', 'plot_bench', 'profile_step',
-           'toy_bench_markdown', 'run_toy_bench']
+__all__ = ['BF16_PEAK_TFLOPS', 'STAGES', 'GPU_RESULTS_FILE', 'SPEED_TARGETS', 'device_name', 'bf16_peak', 'time_steps',
+           'count_flops', 'synthetic_labels', 'synthetic_batches', 'ReferenceStep', 'bench_markdown', 'run_bench',
+           'plot_bench', 'profile_step', 'toy_bench_markdown', 'run_toy_bench', 'load_gpu_results', 'speed_verdicts',
+           'kernel_markdown', 'plot_kernels', 'realmode_markdown', 'gpu_markdown']
 
 # %% ../../nbs/research/03_bench.ipynb #8cd03117
 BF16_PEAK_TFLOPS = {  # vendor data-sheet dense bf16 tensor-core peaks (TFLOP/s, no sparsity); matched as substrings, longest first
@@ -414,7 +415,7 @@ def plot_bench(
     "Two bar charts per row (stage/variant): GFLOP per step, and items per second."
     import matplotlib.pyplot as plt
     labels = [f"{r['stage']}\n{r['variant']}" for r in res['rows']]
-    fig, axs = plt.subplots(1, 2, figsize=(max(8, 0.9 * len(labels) * 2), 3.2))
+    fig, axs = plt.subplots(1, 2, figsize=(min(14, max(8, 0.9 * len(labels) * 2)), 3.2))
     cols = ['tab:blue' if r['variant'] == 'fast' else 'tab:gray' for r in res['rows']]
     for ax, key, lab in ((axs[0], 'gflop_per_step', 'GFLOP per step'), (axs[1], 'items_per_s', 'items / s')):
         ax.bar(range(len(labels)), [r[key] for r in res['rows']], color=cols)
@@ -519,3 +520,62 @@ def run_toy_bench(
     res = dict(torch=torch.__version__, threads=torch.get_num_threads(), steps=steps, warmup=warmup, config=config or 'configs/toyworld.json', rows=rows, profile=prof)
     if not quiet: print(toy_bench_markdown(res), flush=True)
     return res
+
+# %% ../../nbs/research/03_bench.ipynb #1e853906
+GPU_RESULTS_FILE = 'results/gpu_h200.json'        # the stored GPU figures, relative to the project root
+SPEED_TARGETS = dict(ratio=2.0, peak_fraction=0.35) # for the fast stage (a) and (c) steps
+
+# %% ../../nbs/research/03_bench.ipynb #307ce356
+def load_gpu_results(path:str|Path|None=None)->dict:
+    "The stored GPU figures; refuses a file whose stored ratios do not follow from its own rows."
+    p = Path(path) if path else project_root()/GPU_RESULTS_FILE
+    res = load_json(p)
+    again = _ratios(res['bench']['rows'])
+    if {k: round(v['ratio'], 6) for k, v in again.items()} != {k: round(v['ratio'], 6) for k, v in res['bench']['ratios'].items()}:
+        raise ValueError(f"{p}: the stored ratios do not follow from its rows; rerun bench/gpu_session.sh and store its output again")
+    return res
+
+# %% ../../nbs/research/03_bench.ipynb #2e5cf320
+def speed_verdicts(bench:dict, targets:dict=SPEED_TARGETS)->dict:
+    "stage -> (ratio to its baseline, share of bf16 peak, both targets met?) for the fast stage (a) and (c) rows."
+    fast = {r['stage']: r for r in bench['rows'] if r['variant'] == 'fast'}
+    out = {}
+    for st in ('match', 'refine'):
+        ratio, frac = bench['ratios'][st]['ratio'], fast[st]['peak_fraction']
+        out[st] = dict(ratio=ratio, peak_fraction=frac, met=ratio >= targets['ratio'] and frac >= targets['peak_fraction'])
+    return out
+
+# %% ../../nbs/research/03_bench.ipynb #96dd0c82
+def kernel_markdown(prof:dict)->str:
+    "Where a step's GPU kernel time goes, by kind of kernel."
+    busy = prof['kernel_ms']
+    return f"{busy:.1f} ms of GPU kernels per step: " + ', '.join(f"{k} {v:.1f} ms ({100 * v / busy:.0f}%)" for k, v in prof['by_kind'].items())
+
+# %% ../../nbs/research/03_bench.ipynb #065ab23d
+def plot_kernels(prof:dict, step_ms:float, ax=None):
+    "One bar: a step's wall time split into the kinds of GPU kernel, and the time the GPU waited."
+    import matplotlib.pyplot as plt
+    ax = ax or plt.subplots(figsize=(7, 1.6))[1]; left = 0.0
+    for (k, v), c in zip([*prof['by_kind'].items(), ('GPU idle', max(0.0, step_ms - prof['kernel_ms']))], plt.cm.tab10.colors):
+        ax.barh(0, v, left=left, color=c, label=f'{k} {v:.1f} ms'); left += v
+    ax.set_yticks([]); ax.set_xlabel('ms per step'); ax.legend(fontsize=7, ncol=3, loc='upper center', bbox_to_anchor=(0.5, -0.45))
+    return ax
+
+# %% ../../nbs/research/03_bench.ipynb #4068af06
+def realmode_markdown(rows:list)->str:
+    "The real-mode stages' table: wall seconds, images, images/s and peak GPU memory per stage."
+    lines = ['| stage | s | images | images/s | peak GiB |', '|---|---|---|---|---|']
+    return '\n'.join(lines + [f"| {r['stage']} | {r['seconds']} | {r['images']} | {r['images_per_s']} | {r['peak_gib']} |" for r in rows])
+
+# %% ../../nbs/research/03_bench.ipynb #82e86534
+def gpu_markdown(res:dict|None=None)->str:
+    "The README's GPU figures: where and how, the verdicts against the targets, the bench, the real-mode stages, the kernel split."
+    res = res or load_gpu_results(); b = res['bench']; sw = res['software']
+    head = (f"Measured on {res['machine']}, {res['date']}, torch {sw['torch']}, open_clip {sw['open_clip']}, timm {sw['timm']} "
+            f"(`results/gpu_h200.json`, drawn in `nbs/research/03_bench.ipynb`).")
+    names = dict(match='stage (a)', refine='stage (c)')
+    ver = [f"- {names[k]}: {x['ratio']:.2f}x the reference-style step (target {SPEED_TARGETS['ratio']}x), "
+           f"{100 * x['peak_fraction']:.1f}% of the bf16 peak (target {100 * SPEED_TARGETS['peak_fraction']:.0f}%): "
+           f"{'met' if x['met'] else 'not met'}" for k, x in speed_verdicts(b).items()]
+    return '\n\n'.join([head, '\n'.join(ver), bench_markdown(b), 'Every real-mode stage (512 images, 224 px, 20 steps of batch 32):',
+                        realmode_markdown(res['realmode']['rows']), 'Fast stage-(a) step: ' + kernel_markdown(res['profile']['kernels']) + '.'])
