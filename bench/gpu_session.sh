@@ -15,7 +15,7 @@ if ! python3 -c "import open_clip, fastcore, ftfy" 2>/dev/null; then   # a bare 
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 fi
 export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 MPLBACKEND=Agg
-{ date -u; git rev-parse HEAD 2>/dev/null; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; } | tee "$OUT/gpu.txt"
+{ date -u; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; } | tee "$OUT/gpu.txt"
 python3 -c "import torch, open_clip, timm; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'open_clip', open_clip.__version__, 'timm', timm.__version__)" | tee -a "$OUT/gpu.txt"
 SMOKE_B=""; SMOKE_R="--n 512 --size 224 --steps 20"
 [ "${SEMPLES_GPU_SMOKE:-0}" = 1 ] && SMOKE_B=", tiny=True, device='cpu'" && SMOKE_R="--tiny --n 32 --size 64 --steps 1 --batch 4"

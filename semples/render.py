@@ -57,7 +57,7 @@ def execute_notebook(
 def scrub_text(s:str, root:str|Path|None=None)->str:
     "`s` without what differs between runs and machines: temporary folders, the project's absolute path, cell names."
     if root is not None: s = s.replace(str(Path(root).resolve()) + os.sep, '')
-    s = re.sub(r'/tmp/(?:tmp|semples_quick_)[\w.-]+', '/tmp/…', s)
+    s = re.sub(r'/tmp/(?:tmp|semples_)[\w.-]+', '/tmp/…', s)      # mkdtemp's and scratch_dir's folders
     s = re.sub(r'(?<![\w.])\d+(?:\.\d+)?(?= ?m?s\b)', '…', s)   # durations: '8.2 s', '1.9 ms'
     return re.sub(r'<ipython-input-\d+-[0-9a-f]+>', '<cell>', s)
 

@@ -152,8 +152,8 @@ def test_gpu_figures_recompute_from_their_rows():
         assert abs(r['items_per_step'] / (r['step_ms'] / 1000) - r['items_per_s']) < 1e-6 * r['items_per_s']
         assert abs(r['gflop_per_step'] / r['step_ms'] - r['tflops']) < 1e-6 * r['tflops']
         assert abs(r['tflops'] / b['peak_tflops'] - r['peak_fraction']) < 1e-9
-    v = speed_verdicts(b)
-    assert all(x['met'] == (x['ratio'] >= SPEED_TARGETS['ratio'] and x['peak_fraction'] >= SPEED_TARGETS['peak_fraction']) for x in v.values())
+    v = speed_verdicts(b)          # as the README says: both stages short of both targets
+    assert [x['met'] for x in v.values()] == [False, False] and all(x['ratio'] < SPEED_TARGETS['ratio'] and x['peak_fraction'] < SPEED_TARGETS['peak_fraction'] for x in v.values())
     k = g['profile']['kernels']
     assert abs(sum(k['by_kind'].values()) - k['kernel_ms']) < 0.01
     assert [r['stage'] for r in g['realmode']['rows']][-1] == 'segment' and all(r['peak_gib'] > 0 for r in g['realmode']['rows'])

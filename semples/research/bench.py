@@ -17,13 +17,14 @@ from ..matching import pad_pairs, pair_masks, sim_max_loss, sim_min_loss, voc_ma
 from ..loop import collate
 from ..prompts import PromptEncoder, PromptLoss, voc_prompt_config, background_batch
 from ..refine import RefineLoss, voc_refine_config
+from fastcore.basics import patch
 from ..segment import SegConfig, create_segmenter, seg_loss
 
 # %% auto #0
 __all__ = ['BF16_PEAK_TFLOPS', 'STAGES', 'GPU_RESULTS_FILE', 'SPEED_TARGETS', 'device_name', 'bf16_peak', 'time_steps',
            'count_flops', 'synthetic_labels', 'synthetic_batches', 'ReferenceStep', 'bench_markdown', 'run_bench',
            'plot_bench', 'profile_step', 'toy_bench_markdown', 'run_toy_bench', 'load_gpu_results', 'speed_verdicts',
-           'kernel_markdown', 'plot_kernels', 'realmode_markdown', 'gpu_markdown']
+           'kernel_profile', 'kernel_markdown', 'plot_kernels', 'realmode_markdown', 'gpu_markdown']
 
 # %% ../../nbs/research/03_bench.ipynb #8cd03117
 BF16_PEAK_TFLOPS = {  # vendor data-sheet dense bf16 tensor-core peaks (TFLOP/s, no sparsity); matched as substrings, longest first
@@ -139,28 +140,34 @@ class ReferenceStep:
         self.opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=lr, weight_decay=0.03)
         self.scaler = torch.amp.GradScaler(dev.type)
 
-    def loss(self, batch:dict)->torch.Tensor:
-        x, y = batch['image'], batch['labels']
-        F = nn.functional
-        with torch.autocast(self.dev.type, dtype=torch.float16):
-            cams = self.net(x).cams
-            b, c = (y > 0).nonzero(as_tuple=True)            # on the GPU labels: the host waits for the GPU here
-            m = cam_to_mask(cams[b, c][:, None].float(), x.shape[-2:], eps=0.1)
-            xb = x[b]
-            views = torch.cat([m * xb, (1 - m) * xb])
-            f = F.normalize(self.clip.encode_image((views - self.mean) / self.std).float(), dim=-1)
-            t = F.normalize(self.clip.encode_text(self.tokens).float(), dim=-1)[c]   # the text, every step
-            P = len(b)
-            s_fg, s_bg = (f[:P] * t).sum(-1), (f[P:] * t).sum(-1)
-            loss = sim_max_loss(s_fg) + self.lambda_bg * sim_min_loss(s_bg)
-            if self.bg_text is not None: loss = loss + self.lambda_ref * sim_min_loss((f[:P] * self.bg_text[c]).sum(-1))
-        return loss
+# %% ../../nbs/research/03_bench.ipynb #37ea3b1a
+@patch
+def loss(self:ReferenceStep, batch:dict)->torch.Tensor:
+    "L_match (+ lambda_ref x the refinement term for stage c) of one batch, the reference way."
+    x, y = batch['image'], batch['labels']
+    F = nn.functional
+    with torch.autocast(self.dev.type, dtype=torch.float16):
+        cams = self.net(x).cams
+        b, c = (y > 0).nonzero(as_tuple=True)            # on the GPU labels: the host waits for the GPU here
+        m = cam_to_mask(cams[b, c][:, None].float(), x.shape[-2:], eps=0.1)
+        xb = x[b]
+        views = torch.cat([m * xb, (1 - m) * xb])
+        f = F.normalize(self.clip.encode_image((views - self.mean) / self.std).float(), dim=-1)
+        t = F.normalize(self.clip.encode_text(self.tokens).float(), dim=-1)[c]   # the text, every step
+        P = len(b)
+        s_fg, s_bg = (f[:P] * t).sum(-1), (f[P:] * t).sum(-1)
+        loss = sim_max_loss(s_fg) + self.lambda_bg * sim_min_loss(s_bg)
+        if self.bg_text is not None: loss = loss + self.lambda_ref * sim_min_loss((f[:P] * self.bg_text[c]).sum(-1))
+    return loss
 
-    def __call__(self, batch:dict)->torch.Tensor:
-        loss = self.loss(batch)
-        self.opt.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward(); self.scaler.step(self.opt); self.scaler.update()
-        return loss.detach()
+# %% ../../nbs/research/03_bench.ipynb #9d36b94e
+@patch
+def __call__(self:ReferenceStep, batch:dict)->torch.Tensor:
+    "One training step: the loss, backward through the gradient scaler, AdamW."
+    loss = self.loss(batch)
+    self.opt.zero_grad(set_to_none=True)
+    self.scaler.scale(loss).backward(); self.scaler.step(self.opt); self.scaler.update()
+    return loss.detach()
 
 # %% ../../nbs/research/03_bench.ipynb #69fa830f
 class _Ctx:
@@ -544,6 +551,32 @@ def speed_verdicts(bench:dict, targets:dict=SPEED_TARGETS)->dict:
         ratio, frac = bench['ratios'][st]['ratio'], fast[st]['peak_fraction']
         out[st] = dict(ratio=ratio, peak_fraction=frac, met=ratio >= targets['ratio'] and frac >= targets['peak_fraction'])
     return out
+
+# %% ../../nbs/research/03_bench.ipynb #ccf52fb6
+def _kernel_kind(name:str)->str:
+    "The kind of a GPU kernel, from its name: matrix products, attention, fused (Triton) or other."
+    n = name.lower()
+    if any(k in n for k in ('gemm', 'cutlass', 'nvjet', 'xmma', 'cublas', 'conv')): return 'matrix products'
+    if any(k in n for k in ('flash', 'fmha', 'attention', 'sdpa')): return 'attention'
+    return 'fused (Triton)' if 'triton' in n else 'other'
+
+# %% ../../nbs/research/03_bench.ipynb #d2707789
+def kernel_profile(step, dev:torch.device, n:int=3, top:int=12)->dict:
+    "Per step: wall ms under the profiler, GPU kernel ms (each kernel once), kernels launched, ms by kind, the top kernels."
+    from torch.profiler import profile, ProfilerActivity
+    from torch.autograd import DeviceType
+    _sync(dev); t = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == 'cuda' else [])) as prof:
+        for i in range(n): step(i)
+        _sync(dev)
+    wall, per, count = (time.perf_counter() - t) * 1000 / n, {}, 0
+    for e in (e for e in prof.events() if e.device_type == DeviceType.CUDA):
+        per[e.name] = per.get(e.name, 0) + e.time_range.elapsed_us() / 1000 / n; count += 1
+    kinds = {}
+    for k, v in per.items(): kinds[_kernel_kind(k)] = kinds.get(_kernel_kind(k), 0) + v
+    return dict(wall_ms=wall, kernel_ms=sum(per.values()), kernels_per_step=count / n,
+                by_kind={k: round(v, 3) for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])},
+                top=[(k[:90], round(v, 3)) for k, v in sorted(per.items(), key=lambda kv: -kv[1])[:top]])
 
 # %% ../../nbs/research/03_bench.ipynb #96dd0c82
 def kernel_markdown(prof:dict)->str:
