@@ -29,7 +29,7 @@ COMMANDS = {  # name -> (module, function, one-line help)
     'render': ('semples.render', 'render_cli', 'execute the notebooks and write HTML course pages (offline, no Quarto)'),
     'bench': ('semples.research.bench', 'run_bench', "benchmark each stage's training step: images/s, FLOPs, peak memory (GPU)"),
     'gate': ('semples.research.mechanism', 'gate_cli', "where stage 0's errors lie in a ToyWorld world (own co-occurring region or elsewhere): the mechanism study's gate"),
-    'judge': ('semples.research.mechanism', 'judge_cli', "the faint world's judge (a tiny CLIP pretrained on whole images): recognition, co-occurrence bias, cosine spread, refinement probe"),
+    'judge': ('semples.research.judge', 'judge_cli', "a ToyWorld judge's card: object vs band recognition, conflict test, stage (a)'s preference, refinement break-even, learned prompts; its gates"),
     'study': ('semples.research.mechanism', 'study_cli', "the mechanism study's ablation: rows A-E per seed in a ToyWorld world (default faint, fresh seeds 51-53), the summary and its targets"),
 }
 

@@ -434,7 +434,7 @@ def train_loop(
     params=None,              # parameters to optimise (default: every parameter of `model` that requires grad)
     config:dict|None=None,    # extra configuration stored with the run and in each checkpoint
     resume:bool=True,         # continue from `out`/checkpoint.pt when it exists (False: start over)
-    until:int|None=None,      # stop after this step (default `cfg.steps`); a checkpoint is written there
+    until:int|None=None,      # stop after this step (default `cfg.steps`); a checkpoint is written there (until=0: the start)
     progress:bool=True,       # show a tqdm progress bar (rank 0)
     collate_fn:Callable=collate, # list of items -> batch dict
 )->list:                      # the logged records (step, loss, lr, extra values), means over all processes
@@ -466,5 +466,6 @@ def train_loop(
             if save: health.weights(done)
             if save and rank == 0: _save_checkpoint(Path(out)/CKPT_NAME, model, opt, done, cfg, config, world)
     bar.close()
+    if out is not None and rank == 0 and until == start == 0: _save_checkpoint(Path(out)/CKPT_NAME, model, opt, 0, cfg, config, world)
     if world > 1: dist.barrier()                       # the last checkpoint is on disk before any process returns
     return history(out) if out is not None else recs

@@ -346,9 +346,9 @@ def _prompt_feats(cfg:dict, out:Path, clip, ds)->torch.Tensor:
 
 # %% ../nbs/13_pipeline.ipynb #ee097668
 def score_steps(steps:int, every:int)->list:
-    "The steps at which a selected stage is scored: every `every` steps, and the last step."
+    "The steps at which a selected stage is scored: the start (step 0, the untrained network), every `every` steps, and the last."
     if not isinstance(every, int) or every <= 0: raise ValueError(f"every must be an integer > 0, got {every!r}")
-    return sorted(set(range(every, steps, every)) | {steps})
+    return sorted({0} | set(range(every, steps, every)) | {steps})
 
 def plateaued(scores:list, patience:int)->bool:
     "True when none of the last `patience` scores beats the best score before them (0: never)."
@@ -387,7 +387,7 @@ def _train_selected(train, mc, d:Path, score)->tuple:
         if rank() == 0 and v > max(before, default=-1.0): _copy_file(d/CKPT_NAME, best)
         sel['steps'].append(step); sel['tune_miou'].append(v)
         if rank() == 0: save_json(sel, f)
-    i = sel['tune_miou'].index(max(sel['tune_miou'])); sel.update(chosen=sel['steps'][i], stopped=sel['steps'][-1])
+    i = sel['tune_miou'].index(max(sel['tune_miou'])); sel.update(chosen=sel['steps'][i], stopped=sel['steps'][-1], stood_still=sel['steps'][i] == 0)
     if rank() == 0: save_json(sel, f); _copy_file(best, d/CKPT_NAME)
     return history(d), sel
 

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import hashlib, json, math, os, shutil, tempfile, time
 from pathlib import Path
+from typing import Callable
 import numpy as np
 import torch
 import torch.nn as nn
@@ -305,6 +306,8 @@ def pretrain_toyclip(
     threads:int|None=2,     # torch CPU threads (None leaves torch's setting)
     device:str='cpu',       # training device
     progress:bool=True,     # show a tqdm progress bar
+    batches:Callable|None=None, # step -> (images, captions, kinds) in place of `training_batch` on the world above
+    recipe:dict|None=None,  # what `batches` draws: stored in the record instead of the world's settings
 )->tuple:                   # (trained model in eval mode, training record)
     "Pretrain the tiny CLIP contrastively on ToyWorld pairs and masked views."
     if steps < 1 or batch_size < 2: raise ValueError("steps must be >= 1 and batch_size >= 2")
@@ -317,15 +320,15 @@ def pretrain_toyclip(
     world, t0, losses = ToyWorld(seed=seed, p_cooc=p_cooc, p_caption_bg=p_caption_bg, context=context, **(world_kw or {})), time.time(), []
     model.train()
     for step in (bar := tqdm(range(steps), disable=not progress, desc='ToyCLIP')):
-        x, caps, _ = training_batch(world, step, batch_size, mix, rim_max=rim_max)
+        x, caps, _ = batches(step) if batches else training_batch(world, step, batch_size, mix, rim_max=rim_max)
         loss = _batch_loss(model, x, caps, tok, lut)
         opt.zero_grad(); loss.backward(); opt.step(); sched.step()
         with torch.no_grad(): model.logit_scale.clamp_(0, math.log(100))
         losses.append(loss.item()); bar.set_postfix(loss=f'{np.mean(losses[-20:]):.3f}')
     _rows_back(model, full, used); model.eval()
-    record = dict(train_seed=seed, steps=steps, batch_size=batch_size, lr=lr, weight_decay=weight_decay, mix=list(mix), p_caption_bg=p_caption_bg, p_cooc=p_cooc, context=context,
-                  **(dict(world_kw=dict(world_kw)) if world_kw else {}),
-                  **(dict(rim_max=rim_max) if len(mix) >= 5 and mix[4] > 0 else {}),
+    drawn = dict(recipe=recipe) if batches else dict(mix=list(mix), p_caption_bg=p_caption_bg, p_cooc=p_cooc, context=context,
+                  **(dict(world_kw=dict(world_kw)) if world_kw else {}), **(dict(rim_max=rim_max) if len(mix) >= 5 and mix[4] > 0 else {}))
+    record = dict(train_seed=seed, steps=steps, batch_size=batch_size, lr=lr, weight_decay=weight_decay, **drawn,
                   threads=threads, device=str(dev), train_seconds=round(time.time() - t0, 1), final_loss=float(np.mean(losses[-20:])),
                   trained_token_ids=used.tolist(), mask_fill='pixel space: M*X with X in [0,1], blanked pixels 0 (black), then CLIP mean/std',
                   templates=dict(cls=CLASS_TEMPLATE, background=BACKGROUND_TEMPLATE), torch=torch.__version__, open_clip=open_clip.__version__)

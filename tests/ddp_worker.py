@@ -47,10 +47,10 @@ def match(out, weighted:bool, steps:int=2):
     return train_mask_generator(load_toy_cam(), fn, ds, cfg, out=out, progress=False)
 
 def picked(out, steps:int=8):
-    "Stage 0 under the pipeline's best-step rule, scored by a fixed sequence (0.5, 0.7, 0.6, ...): keeps step 4, stops at 6."
+    "Stage 0 under the pipeline's best-step rule, scored by a fixed sequence (0.4 at the start, 0.5, 0.7, 0.6, ...): keeps step 4, stops at 6."
     from types import SimpleNamespace
     from semples.pipeline import _train_selected
-    scores = iter([0.5, 0.7, 0.6, 0.55])                        # the same on every rank: the ranks must agree on when to stop
+    scores = iter([0.4, 0.5, 0.7, 0.6, 0.55])                        # the same on every rank: the ranks must agree on when to stop
     mc = SimpleNamespace(steps=steps, select_every=2, patience=1)
     return _train_selected(lambda until=None: stage0(out, steps=steps, until=until), mc, Path(out), lambda net: next(scores))
 

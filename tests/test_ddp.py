@@ -103,7 +103,7 @@ def test_best_step_rule_under_ddp(ddp, tmp_path):
     out, res = ddp
     _, one = worker.picked(tmp_path/'one')
     print('selection, 1 process:', one, '| 2 processes:', res['picked'])
-    assert res['picked'] == one and (one['steps'], one['chosen'], one['stopped']) == ([2, 4, 6], 4, 6)
+    assert res['picked'] == one and (one['steps'], one['chosen'], one['stopped']) == ([0, 2, 4, 6], 4, 6)
     ck_ddp, ck_one = (torch.load(p/'checkpoint.pt', weights_only=True) for p in (out/'picked', tmp_path/'one'))
     assert ck_ddp['step'] == ck_one['step'] == 4                       # the kept checkpoint, not the last trained step (6)
     assert _max_diff(ck_ddp['model'], ck_one['model']) < 1e-3           # float32 + Adam, see the stage-0 test

@@ -1,0 +1,40 @@
+"""The judge card's gates on the stored judges, and the stored cards' claims recomputed (research/06_judge)."""
+import math
+import pytest
+from semples.core import project_root, load_json
+from semples.research.judge import JUDGE_CARDS_FILE, WEB_JUDGE_DIR, CARD_GATES, card_gates, judge_card, break_even
+
+CARDS = load_json(project_root()/JUDGE_CARDS_FILE)
+
+@pytest.mark.parametrize('name', sorted(CARDS))
+def test_stored_verdicts_follow_from_stored_figures(name):
+    "Every gate's value and verdict in the file is what `card_gates` makes of the stored figures; break-evens follow from their deltas."
+    c = CARDS[name]
+    assert card_gates(c['card']) == c['gates']
+    for k in ('ref_band_sentence', 'ref_learned'):
+        r = c['card'][k]
+        assert r['d'] == pytest.approx(r['band'] - r['exact'], abs=1e-9)
+        assert r['break_even'] == pytest.approx(break_even(c['card']['match']['d'], r['d']), rel=1e-9)
+    m = c['card']['match']
+    assert m['d'] == pytest.approx(m['band']['total'] - m['exact']['total'], abs=1e-9)
+    assert c['card']['lambda_bg'] == pytest.approx((1 - c['card']['medians']['s_bg']) / c['card']['medians']['s_fg'], rel=1e-9)
+
+def test_negative_control_reproduces_the_band_detector():
+    "The faint world's first judge: the band alone is named better than the object alone, and the conflict test names the band."
+    c = CARDS['negative']['card']
+    assert c['band']['acc'] > c['object']['acc'] and c['conflict']['band_owner'] > c['conflict']['object']
+    assert c['match_paper']['d'] < -2 and not CARDS['negative']['gates']['passes']
+
+@pytest.mark.skipif(not (project_root()/WEB_JUDGE_DIR/'open_clip_config.json').is_file(), reason='no stored web-mixture judge')
+def test_stored_web_judge_passes_its_gates():
+    "The card measured again on the stored web-mixture judge (one thread here): its figures match the stored card and every gate holds."
+    import torch
+    from semples.toyclip import load_toyclip
+    torch.manual_seed(0)
+    model, tok = load_toyclip('cpu', project_root()/WEB_JUDGE_DIR)
+    card, stored = judge_card(model, tok), CARDS['web']['card']
+    g = card_gates(card)
+    assert g['passes'], {k: v for k, v in g['gates'].items() if not v['holds']}
+    for k, v in stored.items():
+        if isinstance(v, dict) and 'acc' in v: assert card[k]['acc'] == pytest.approx(v['acc'], abs=0.02), k
+    assert card['match']['d'] == pytest.approx(stored['match']['d'], abs=0.05)
