@@ -274,6 +274,7 @@ def check_values(
     values:dict,   # a section's fields as read from JSON
     name:str,      # the section ('cam', 'data', 'world', ...) or 'top' (the keys beside the sections)
     where:str,     # the config file, for the message
+    label:str|None=None, # how the message names the section (default `name`; 'data.world' for the world)
 ):
     "Refuse a value that `SCHEMA` does not allow, in one line: the field's path, what it takes, and the value."
     values = _jsonable(values)   # a config built in Python may hold tuples where JSON has lists
@@ -287,18 +288,18 @@ def check_values(
         except ValidationError: pass
     hint = (" (true/false is not a number)" if isinstance(v, bool) and 'number' in what else
             " (write numbers without quotes)" if isinstance(v, str) and 'number' in what else '')
-    field = path.lstrip('.') if name == 'top' else f'{name}{path}'
+    field = path.lstrip('.') if name == 'top' else f'{label or name}{path}'
     raise ValueError(f"{where}: {field} must be {what}, got {json.dumps(v)[:80]}{hint}")
 
 # %% ../nbs/12_config.ipynb #851abbd6
-def _section(cfg:dict, name:str, valid, where:str)->dict:
-    "The `name` section of `cfg` without comment keys, type-checked; unknown keys are errors listing the valid ones."
-    sec = cfg.get(name) or {}
-    if not isinstance(sec, dict): raise ValueError(f"{where}: section {name!r} must be a JSON object of fields, got {type(sec).__name__}")
+def _section(cfg:dict, name:str, valid, where:str, label:str|None=None)->dict:
+    "The `name` section of `cfg` without comment keys, its values checked; unknown keys are errors listing the valid ones."
+    sec, label = cfg.get(name) or {}, label or name
+    if not isinstance(sec, dict): raise ValueError(f"{where}: section {label!r} must be a JSON object of fields, got {type(sec).__name__}")
     bad = sorted(k for k in sec if k not in valid and not k.startswith('_'))
-    if bad: raise ValueError(f"{where}: unknown {name} field(s) {bad}; valid {name} fields: {sorted(valid)}")
+    if bad: raise ValueError(f"{where}: unknown {label} field(s) {bad}; valid {label} fields: {sorted(valid)}")
     sec = {k: v for k, v in sec.items() if not k.startswith('_')}
-    check_values(sec, name, where)
+    check_values(sec, name, where, label)
     return sec
 
 # %% ../nbs/12_config.ipynb #5ba64baf
@@ -311,9 +312,9 @@ def _build(cls, values:dict, name:str, where:str):
 def _check_data(d:dict, where:str)->dict:
     "The `data` section, checked across its fields; a toyworld `world` filled from `WORLD_FIELDS`."
     if d['kind'] == 'toyworld':
-        d['world'] = {**WORLD_FIELDS, **_section(dict(world=d['world'] or {}), 'world', WORLD_FIELDS, f'{where}: data')}
-        bad = [s for s in (d['train_split'], d['val_split']) if s not in TOY_SPLITS]
-        if bad: raise ValueError(f"{where}: a toyworld config has the splits {TOY_SPLITS}, got data split {bad[0]!r}")
+        d['world'] = {**WORLD_FIELDS, **_section(dict(world=d['world'] or {}), 'world', WORLD_FIELDS, where, 'data.world')}
+        bad = [k for k in ('train_split', 'val_split') if d[k] not in TOY_SPLITS]
+        if bad: raise ValueError(f"{where}: data.{bad[0]} must be one of the splits of a toyworld config {TOY_SPLITS}, got {d[bad[0]]!r}")
     elif not d['root']: raise ValueError(f"{where}: data.root is missing: give the dataset folder")
     if d['crop_scale'] is not None and not 0 < d['crop_scale'][0] <= d['crop_scale'][1] <= 1:
         raise ValueError(f"{where}: data.crop_scale must be [lo, hi] with 0 < lo <= hi <= 1, or null, got {d['crop_scale']!r}")
