@@ -304,9 +304,11 @@ def _section(cfg:dict, name:str, valid, where:str, label:str|None=None)->dict:
 
 # %% ../nbs/12_config.ipynb #5ba64baf
 def _build(cls, values:dict, name:str, where:str):
-    "An instance of dataclass `cls`, or a ValueError naming the section."
+    "An instance of dataclass `cls`, or a ValueError naming the field (`match.template ...`) when its own check names one."
     try: return cls(**values)
-    except (ValueError, TypeError) as e: raise ValueError(f"{where}: section {name!r}: {e}") from e
+    except (ValueError, TypeError) as e:
+        msg = str(e); own = msg.split(' ')[0] in {f.name for f in fields(cls)}
+        raise ValueError(f"{where}: {name}.{msg}" if own else f"{where}: section {name!r}: {msg}") from e
 
 # %% ../nbs/12_config.ipynb #2e34bd36
 def _check_data(d:dict, where:str)->dict:

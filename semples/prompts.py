@@ -301,8 +301,8 @@ class PromptConfig:
         if not isinstance(self.n_ctx, int) or self.n_ctx < 1: raise ValueError(f"n_ctx must be a positive integer, got {self.n_ctx!r}")
         if self.sim_map not in SIM_MAPS: raise ValueError(f"sim_map must be one of {SIM_MAPS}, got {self.sim_map!r}")
         if self.lambda_p < 0: raise ValueError(f"lambda_p must be >= 0, got {self.lambda_p!r}")
-        for t in (self.template, self.class_template):
-            if not isinstance(t, str) or t.count('{}') != 1: raise ValueError(f"templates need exactly one '{{}}', got {t!r}")
+        for k in ('template', 'class_template'):
+            if not isinstance(getattr(self, k), str) or getattr(self, k).count('{}') != 1: raise ValueError(f"{k} needs exactly one '{{}}', got {getattr(self, k)!r}")
         if self.class_names is not None: self.class_names = tuple(self.class_names)
         self.loop_config()
 
