@@ -239,7 +239,7 @@ def load_cam_net(
     path = Path(path)
     if path.is_dir(): path = path/CKPT_NAME
     if not path.is_file(): raise FileNotFoundError(f"no CAM checkpoint at {path}: train one with train_stage0(..., out=FOLDER)")
-    ck = load_checkpoint(path, keys=('model', 'config'))
+    ck = load_checkpoint(path, keys=('model',))   # its own message when config['model'] is missing
     mc = (ck.get('config') or {}).get('model')
     if mc is None: raise ValueError(f"{path} has no model configuration (config['model']); it was not written by train_stage0/export_cam")
     known = {f.name for f in fields(CamNetConfig)}

@@ -381,7 +381,7 @@ def load_prompts(
     "Rebuild trained prompts from a run checkpoint."
     path = Path(path); path = path/'checkpoint.pt' if path.is_dir() else path
     if not path.is_file(): raise FileNotFoundError(f"no prompt checkpoint at {path}: train one with train_prompts(..., out=FOLDER)")
-    ck = load_checkpoint(path, keys=('model', 'config'))
+    ck = load_checkpoint(path, keys=('model',))   # its own message when config['prompts'] is missing
     pc = (ck.get('config') or {}).get('prompts')
     if pc is None: raise ValueError(f"{path} is not a train_prompts checkpoint (no config['prompts'])")
     ctx = ck['model'].get('ctx') if isinstance(ck['model'], dict) else None
