@@ -258,7 +258,7 @@ def _model(name:str)->type:
 _KINDS = dict(int_type='a whole number', float_type='a number', bool_type='true or false', string_type='a string', list_type='a list',
               dict_type='an object', model_type='an object', none_required='null', finite_number='a finite number (NaN and Infinity are refused)',
               string_pattern_mismatch="'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'", too_short='a list of at least {min_length} item(s)',
-              too_long='a list of at most {max_length} item(s)', extra_forbidden='absent (an unknown key)')
+              too_long='a list of at most {max_length} item(s)', extra_forbidden='absent (an unknown key)', missing='present (a required field)')
 
 def _path(loc:tuple, v)->tuple:
     "(dotted path, value there) of a pydantic error location; union-member tags (not keys of the value) are skipped."
