@@ -1,8 +1,8 @@
 """Property test of the config check (hypothesis): valid configs mutated one field at a time (wrong types, negatives,
 zero, NaN, infinities, huge values, unknown keys, nested junk) are either accepted or refused in one line that names
 the field; and a stage command given such a config exits 1 with one line, writes nothing, never a traceback.
-Derandomized, so every run tries the same examples; the counts are printed (pytest -s) and asserted."""
-import json, math
+Derandomized, so every run tries the same examples; each test prints (pytest -s) and asserts how many it tried."""
+import contextlib, io, json
 from pathlib import Path
 import pytest
 from hypothesis import given, settings, HealthCheck, strategies as st
@@ -38,29 +38,34 @@ def mutation(draw)->tuple:
 
 def one_line_naming(msg:str, names:set, where:str)->bool: return '\n' not in msg and where in msg and any(n in msg for n in names)
 
-SEEN = dict(check=0, accepted=0, command=0)
+def runs(n:int)->settings: return settings(max_examples=n, derandomize=True, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 
-@settings(max_examples=2000, derandomize=True, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-@given(mutation())
-def test_check_config_accepts_or_names_the_field(m):
-    cfg, names = m; SEEN['check'] += 1
-    try: check_config(cfg, 'c.json'); SEEN['accepted'] += 1
-    except ValueError as e: assert one_line_naming(str(e), names, 'c.json'), (str(e), names)
+def test_check_config_accepts_or_names_the_field():
+    "2,000 mutated configs: each accepted, or refused by a ValueError of one line naming the mutated field."
+    seen = dict(checked=0, accepted=0)
+    @runs(2000)
+    @given(mutation())
+    def prop(m):
+        cfg, names = m; seen['checked'] += 1
+        try: check_config(cfg, 'c.json'); seen['accepted'] += 1
+        except ValueError as e: assert one_line_naming(str(e), names, 'c.json'), (str(e), names)
+    prop()
+    print(f"\nconfig property: {seen['checked']} configs checked, {seen['accepted']} accepted")
+    assert seen['checked'] >= 2000
 
-@settings(max_examples=400, derandomize=True, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-@given(mutation(), st.sampled_from(['match', 'prompts', 'refine', 'pseudo', 'score', 'segment', 'objective']))
-def test_stage_command_refuses_in_one_line_and_writes_nothing(tmp_path_factory, m, cmd):
-    "Each stage after cam on an empty run folder: the config is refused (the field named) or the missing stage is; nothing is written."
-    (cfg, names), d = m, tmp_path_factory.mktemp('p'); SEEN['command'] += 1
-    (d/'c.json').write_text(json.dumps(cfg))
-    import io, contextlib
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()): code = main([cmd, '--config', str(d/'c.json'), '--out', str(d/'run'), '--quiet'])
-    e = err.getvalue()
-    assert code == 1 and e.count('\n') == 1 and (one_line_naming(e.strip(), names, str(d/'c.json')) or 'first' in e), e
-    assert sorted(p.name for p in d.iterdir()) == ['c.json'], e
-
-def test_counts():
-    "Runs after the two properties (file order): how many examples each tried."
-    print(f"\nconfig property: {SEEN['check']} configs checked ({SEEN['accepted']} accepted), {SEEN['command']} commands run")
-    assert SEEN["check"] >= 2000 and SEEN["command"] >= 400
+def test_stage_command_refuses_in_one_line_and_writes_nothing(tmp_path_factory):
+    "Each stage after cam on an empty run folder, 400 times: the config is refused (the field named) or the missing stage is; nothing is written."
+    seen = dict(commands=0)
+    @runs(400)
+    @given(mutation(), st.sampled_from(['match', 'prompts', 'refine', 'pseudo', 'score', 'segment', 'objective']))
+    def prop(m, cmd):
+        (cfg, names), d = m, tmp_path_factory.mktemp('p'); seen['commands'] += 1
+        (d/'c.json').write_text(json.dumps(cfg))
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()): code = main([cmd, '--config', str(d/'c.json'), '--out', str(d/'run'), '--quiet'])
+        e = err.getvalue()
+        assert code == 1 and e.count('\n') == 1 and (one_line_naming(e.strip(), names, str(d/'c.json')) or 'first' in e), e
+        assert sorted(p.name for p in d.iterdir()) == ['c.json'], e
+    prop()
+    print(f"\nconfig property: {seen['commands']} stage commands run")
+    assert seen['commands'] >= 400
