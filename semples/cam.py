@@ -16,7 +16,7 @@ import timm
 from fastcore.basics import patch
 from tqdm.auto import tqdm
 from safetensors import SafetensorError
-from .core import save_torch, save_json, load_json, load_checkpoint, get_device, seed_everything, project_root, atomic_write, IGNORE_INDEX
+from .core import save_torch, save_json, load_json, load_checkpoint, load_state, get_device, seed_everything, project_root, atomic_write, IGNORE_INDEX
 from .toyworld import TOY_CLASSES, TOY_BACKGROUNDS, COOCCURRENCE
 from .loop import LoopConfig, CKPT_NAME, history, train_loop, amp_context
 from .data import toy_splits
@@ -239,7 +239,7 @@ def load_cam_net(
     path = Path(path)
     if path.is_dir(): path = path/CKPT_NAME
     if not path.is_file(): raise FileNotFoundError(f"no CAM checkpoint at {path}: train one with train_stage0(..., out=FOLDER)")
-    ck = load_checkpoint(path)
+    ck = load_checkpoint(path, keys=('model',))   # its own message when config['model'] is missing
     mc = (ck.get('config') or {}).get('model')
     if mc is None: raise ValueError(f"{path} has no model configuration (config['model']); it was not written by train_stage0/export_cam")
     known = {f.name for f in fields(CamNetConfig)}
@@ -247,7 +247,7 @@ def load_cam_net(
     bad = [k for k, v in ck['model'].items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad: raise ValueError(f"the network in {path} has weights that are not finite (NaN or inf, e.g. {bad[0]}): the run that wrote it diverged; "
                              "train it again with a lower lr (or grad_clip) before using it")
-    net = create_cam_net(cfg); net.load_state_dict(ck['model'])
+    net = create_cam_net(cfg); load_state(net, ck['model'], path)
     return net.to(get_device(device)).eval()
 
 # %% ../nbs/07_cam.ipynb #cd62f25b
@@ -257,7 +257,7 @@ def export_cam(
 )->str:                   # sha256 of the written file
     "Write a small weights-only copy of a stage-0 checkpoint and record its sha256 in SHA256SUMS next to it."
     src = Path(checkpoint); src = src/CKPT_NAME if src.is_dir() else src
-    ck = load_checkpoint(src)
+    ck = load_checkpoint(src, keys=('model', 'config', 'step', 'loop'))
     dest = Path(dest)
     hist = [{k: r[k] for k in ('step', 'loss', 'acc', 'lr') if k in r} for r in history(src.parent)] if (src.parent/'metrics.jsonl').exists() else []
     save_torch(dict(model=ck['model'], config=dict(model=ck['config']['model'], data=ck['config'].get('data')), step=ck['step'],
@@ -518,7 +518,7 @@ def toy_stage0(
     sp = toy_splits(seed=seed, **(world_kw or {}))
     mc, lc = toy_cam_config(), LoopConfig(steps=steps, seed=seed, **loop_kw)
     ck, cfile = Path(out)/CKPT_NAME, Path(out)/'curve.json'
-    done = load_checkpoint(ck)['step'] if ck.exists() else 0
+    done = load_checkpoint(ck, keys=('step',))['step'] if ck.exists() else 0
     curve = [c for c in (load_json(cfile) if cfile.exists() else []) if c['step'] <= done]   # points scored before a resume
     for u in (range(eval_every, steps, eval_every) if eval_every else []):
         if u <= done: continue

@@ -4,15 +4,19 @@
 
 # %% ../nbs/12_config.ipynb #0b71126c
 from __future__ import annotations
-import json, types, typing
+import json
 from dataclasses import asdict, fields
 from pathlib import Path
+from typing import Annotated, Literal
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from .core import load_json
 
 # %% auto #0
 __all__ = ['DATA_FIELDS', 'WORLD_FIELDS', 'TOY_SPLITS', 'CLIP_FIELDS', 'PSEUDO_FIELDS', 'CAM_EXTRA_FIELDS', 'PROMPT_EXTRA_FIELDS',
            'CONFIG_SECTIONS', 'CONFIG_KEYS', 'TOY_MASK_STEPS', 'TOY_FULL', 'VOC_TRAIN_AUG', 'COCO_TRAIN', 'VOC_NAMES',
-           'PRESETS', 'preset_config', 'check_types', 'check_config', 'load_config', 'write_preset_configs']
+           'PRESETS', 'Pos', 'Count', 'PosNum', 'Weight', 'Frac', 'Prob', 'Text', 'Words', 'Device', 'Amp', 'SimMap',
+           'Pair', 'LOOP_SCHEMA', 'MASK_SCHEMA', 'SCHEMA', 'preset_config', 'ToyExport', 'DatasetKw', 'check_values',
+           'check_config', 'load_config', 'write_preset_configs']
 
 # %% ../nbs/12_config.ipynb #af905146
 DATA_FIELDS = dict(  # the `data` section: field -> default
@@ -169,93 +173,163 @@ def preset_config(
 # %% ../nbs/12_config.ipynb #5fdc39d6
 def _jsonable(x): return json.loads(json.dumps(x, default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
 
-# %% ../nbs/12_config.ipynb #fd3842ab
-def _type_ok(v, hint)->bool:
-    "Whether the JSON value `v` fits a field of type `hint` (None: unchecked)."
-    if hint is None: return True
-    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union: return any(_type_ok(v, a) for a in typing.get_args(hint))
-    if hint is type(None): return v is None
-    if isinstance(v, bool): return hint is bool                      # JSON true is not the number 1
-    if hint is float: return isinstance(v, (int, float))
-    if hint in (tuple, list): return isinstance(v, (list, tuple))
-    return isinstance(v, hint) if isinstance(hint, type) else True
+# %% ../nbs/12_config.ipynb #45e1c6bc
+Pos = Annotated[int, Field(ge=1, lt=2**31)]    # a whole number >= 1 (steps, batch sizes, image sides)
+Count = Annotated[int, Field(ge=0, lt=2**31)]  # a whole number >= 0 (0: off, or "only at the end")
+PosNum = Annotated[float, Field(gt=0)]         # a number > 0 (learning rates, scales)
+Weight = Annotated[float, Field(ge=0)]         # a loss weight or a decay (0: the term is off)
+Frac = Annotated[float, Field(gt=0, lt=1)]     # strictly between 0 and 1 (a background threshold)
+Prob = Annotated[float, Field(ge=0, le=1)]     # a probability, a momentum, a crop's area share
+Text = Annotated[str, Field(min_length=1)]     # a non-empty string: a path, a name, a split
+Words = Annotated[list[Text], Field(min_length=1)]  # a non-empty list of words
+Device = Annotated[str, Field(pattern=r'^(auto|cpu|mps|cuda(:\d+)?)$')]  # where a stage runs
+Amp = Literal['bf16'] | None                   # bf16 autocast, or float32 (null): `semples.loop.AMP_MODES`
+SimMap = Literal['cos', 'affine']              # `semples.matching.SIM_MAPS`
+Pair = Annotated[list[PosNum], Field(min_length=2, max_length=2)]  # [lo, hi]
 
-# %% ../nbs/12_config.ipynb #e596036f
-_HINT_OVERRIDES = {('data', 'crop_scale'): list | None, ('pseudo', 'threshold'): str | float, ('pseudo', 'scales'): list,
-                   ('cam', 'n_classes'): int | None, ('cam', 'amp'): str | None}   # fields whose default or annotation does not tell what a config may hold
+# %% ../nbs/12_config.ipynb #4f902aea
+_STRICT = ConfigDict(strict=True, allow_inf_nan=False, extra='forbid')  # no coercion, no NaN or infinity, no unknown key
 
-def _hints(name:str)->dict:
-    "Field -> type of config section `name`: dataclass annotations, or the type of each default of a plain section."
-    plain = dict(data=DATA_FIELDS, world=WORLD_FIELDS, clip=CLIP_FIELDS, pseudo=PSEUDO_FIELDS, cam=CAM_EXTRA_FIELDS, prompts=PROMPT_EXTRA_FIELDS)
-    out = {k: None if d is None else type(d) for k, d in plain.get(name, {}).items()}
-    from semples.cam import CamNetConfig
-    from semples.loop import LoopConfig
-    classes = dict(cam=(CamNetConfig, LoopConfig), **{k: (c,) for k, (c, _) in _stage_classes().items()}).get(name, ())
-    out.update({k: v for c in classes for k, v in typing.get_type_hints(c).items()})
-    return {**out, **{k: v for (sec, k), v in _HINT_OVERRIDES.items() if sec == name}}
+class ToyExport(BaseModel):
+    "`data.toyworld_export`: a ToyWorld written in the VOC layout (`semples.toyworld.export_voc`)."
+    model_config = _STRICT
+    n_per_split: dict[Text, Pos]  # split name -> images
+    size: Annotated[int, Field(ge=32, le=1024)] = 64
+    seed: Count = 0
 
-# %% ../nbs/12_config.ipynb #8666f842
-def _type_name(hint)->str:
-    "A field type as a config author reads it."
-    words = dict(bool='true or false', int='a whole number', float='a number', str='a string', NoneType='null', list='a list', tuple='a list', dict='an object')
-    return ' or '.join(words.get(getattr(a, '__name__', str(a)), str(a)) for a in (typing.get_args(hint) or (hint,)))
+class DatasetKw(BaseModel):
+    "`data.dataset_kw`: the further arguments of `VOCSegDataset` (mask_dir, with_masks, label_source) and `COCOSegDataset`."
+    model_config = _STRICT
+    mask_dir: Text | None = None
+    with_masks: bool | None = None
+    label_source: Literal['auto', 'xml', 'mask'] = 'auto'
+    mask_ids: Literal['coco91', 'contiguous'] = 'coco91'
+    image_dir: Text = 'images' 
 
-# %% ../nbs/12_config.ipynb #594f8dd4
-def check_types(
+# %% ../nbs/12_config.ipynb #1713057d
+LOOP_SCHEMA = dict(  # `semples.loop.LoopConfig`: the training loop of stage 0 (the stages a-c take most of it)
+    steps=Pos, batch_size=Pos, lr=PosNum, optimizer=Literal['adam', 'adamw', 'sgd'], weight_decay=Weight, momentum=Prob,
+    schedule=Literal['constant', 'cosine'], warmup=Count, grad_clip=PosNum | None, hflip=bool, seed=Count, ckpt_every=Count,
+    log_every=Pos, device=Device, num_workers=Count, pin_memory=Literal['auto', 'on', 'off'], prefetch_factor=Pos | None, find_unused=bool)
+MASK_SCHEMA = dict(  # `MatchConfig` beyond the loop: stages (a) and (c)
+    lambda_bg=Weight, mask_eps=PosNum, train=Literal['all', 'head'], template=Text, class_names=Words | None, sim_map=SimMap,
+    cls_weight=Weight, amp=Amp, compile=bool, pair_bucket=Count, channels_last=bool, select_every=Count, patience=Count)
+
+def _loop(*drop)->dict: return {k: v for k, v in LOOP_SCHEMA.items() if k not in drop}
+
+# %% ../nbs/12_config.ipynb #6006f4cf
+SCHEMA = dict(  # section -> field -> what it takes; every field of every section, once
+    data=dict(kind=Literal['voc', 'coco', 'toyworld'], root=Text | None, train_split=Text, val_split=Text, size=Pos | None, crop_size=Pos,
+              crop_scale=Annotated[list[Prob], Field(min_length=2, max_length=2)] | None, cache_dir=Text | Literal[False] | None,
+              dataset_kw=DatasetKw, pseudo_dir=Text | None, world=dict | None, toyworld_export=ToyExport | None),
+    world=dict(seed=Count, size=Annotated[int, Field(ge=32, le=1024)], context=Literal['scene', 'local', 'region'], p_cooc=Prob,
+               object_scale=PosNum, object_opacity=Annotated[float, Field(gt=0, le=1)], n_train=Pos, n_tune=Pos, n_test=Pos),
+    clip=dict(name=Text, pretrained=Text | None, norm=Literal['clip', 'paper'], force_quick_gelu=bool | None, cache_dir=Text | None,
+              precision=Literal['fp32', 'fp16', 'bf16', 'pure_fp16', 'pure_bf16', 'amp', 'amp_bf16', 'amp_bfloat16']),
+    cam=dict(backbone=Text, feature_index=int, n_classes=Pos | None, pretrained=bool, pretrained_file=Text | None, freeze_backbone=bool,
+             **LOOP_SCHEMA, network_file=Text | None, amp=Amp),
+    match=dict(**MASK_SCHEMA, **_loop('prefetch_factor', 'find_unused')),
+    prompts=dict(n_ctx=Pos, lambda_p=Weight, init=Text | Words, template=Text, class_template=Text, class_names=Words | None, sim_map=SimMap,
+                 mask_eps=PosNum, flip=bool, n_images=Pos | None, amp=Amp, compile=bool, allow_missing=bool, readout_words=Words | None, readout_k=Pos,
+                 **_loop('momentum', 'warmup', 'grad_clip', 'hflip', 'num_workers', 'pin_memory', 'prefetch_factor', 'find_unused')),
+    refine=dict(**MASK_SCHEMA, **_loop('prefetch_factor', 'find_unused'), lambda_ref=Weight, ref_sim_map=SimMap, words=Words | None),
+    pseudo=dict(stage=Literal['cam', 'match', 'refine'], split=Text | None, scales=Annotated[list[PosNum], Field(min_length=1)], flip=bool,
+                threshold=Frac | Literal['tune'], thresholds=Annotated[list[Frac], Field(min_length=1)] | None, tune_split=Text, crf=bool,
+                crf_params=dict[Text, float] | None, eval=bool, device=Device),
+    segment=dict(arch=Literal['toy', 'timm', 'deeplabv3_resnet50', 'deeplabv3_resnet101'], num_classes=Annotated[int, Field(ge=2, lt=2**31)],
+                 weights=Text | None, weights_backbone=Text | None, norm=Literal['gn', 'bn'], sync_bn=bool, width=Pos, backbone=Text,
+                 output_stride=Literal[8, 16], feature_indices=Annotated[list[int], Field(min_length=2, max_length=2)], head_width=Pos,
+                 aspp_rates=Annotated[list[Pos], Field(min_length=1)], skip_width=Count, dropout=Annotated[float, Field(ge=0, lt=1)],
+                 **_loop('momentum', 'num_workers', 'pin_memory', 'prefetch_factor', 'find_unused', 'hflip', 'schedule', 'optimizer', 'grad_clip'),
+                 optimizer=Literal['sgd', 'adamw'], momentum=Prob, schedule=Literal['poly', 'cosine'], poly_power=PosNum, hflip=Prob,
+                 scale_jitter=Pair, amp=Literal['auto', 'bf16', 'off'], channels_last=Literal['auto', 'on', 'off'],
+                 eval_scales=Annotated[list[PosNum], Field(min_length=1)], eval_flip=bool),
+    top=dict(preset=Literal['toyworld', 'voc', 'coco'] | None, seed=Count | None))  # the keys beside the sections
+
+# %% ../nbs/12_config.ipynb #a26a687e
+_MODELS = {}
+
+def _model(name:str)->type:
+    "The pydantic model of section `name`: every field optional (a config names only what it changes), none coerced."
+    if name not in _MODELS: _MODELS[name] = create_model(f'{name}_section', __config__=_STRICT, **{k: (t, None) for k, t in SCHEMA[name].items()})
+    return _MODELS[name]
+
+# %% ../nbs/12_config.ipynb #788cda73
+_KINDS = dict(int_type='a whole number', float_type='a number', bool_type='true or false', string_type='a string', list_type='a list',
+              dict_type='an object', model_type='an object', none_required='null', finite_number='a finite number (NaN and Infinity are refused)',
+              string_pattern_mismatch="'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'", too_short='a list of at least {min_length} item(s)',
+              too_long='a list of at most {max_length} item(s)', extra_forbidden='absent (an unknown key)', missing='present (a required field)')
+
+def _path(loc:tuple, v)->tuple:
+    "(dotted path, value there) of a pydantic error location; union-member tags (not keys of the value) are skipped."
+    out = ''
+    for k in loc:
+        if isinstance(v, dict) and k in v: out, v = f'{out}.{k}', v[k]
+        elif isinstance(v, list) and isinstance(k, int) and k < len(v): out, v = f'{out}[{k}]', v[k]
+        elif isinstance(k, str) and not v is None and '[' not in k and '-' not in k and k not in ('str', 'int', 'float', 'bool', 'list', 'dict'): out, v = f'{out}.{k}', None
+    return out, v
+
+# %% ../nbs/12_config.ipynb #69013b41
+def check_values(
     values:dict,   # a section's fields as read from JSON
-    name:str,      # the section name ('cam', 'data', 'world', ...)
+    name:str,      # the section ('cam', 'data', 'world', ...) or 'top' (the keys beside the sections)
     where:str,     # the config file, for the message
+    label:str|None=None, # how the message names the section (default `name`; 'data.world' for the world)
 ):
-    "Refuse a field whose value has the wrong JSON type, naming the field, the type it takes and the value."
-    hints = _hints(name)
-    for k, v in values.items():
-        if not _type_ok(v, hints.get(k)):
-            raise ValueError(f"{where}: {name}.{k} must be {_type_name(hints[k])}, got {json.dumps(v)}"
-                             + (" (true/false is not a number)" if isinstance(v, bool) else " (write numbers without quotes)" if isinstance(v, str) else ''))
+    "Refuse a value that `SCHEMA` does not allow, in one line: the field's path, what it takes, and the value."
+    values = _jsonable(values)   # a config built in Python may hold tuples where JSON has lists
+    try: _model(name).model_validate(values); return
+    except ValidationError as e: errs = e.errors()
+    path, v = _path(errs[0]['loc'], values); same = [x for x in errs if _path(x['loc'], values)[0] == path]
+    what = ' or '.join(dict.fromkeys(_KINDS.get(x['type'], x['msg'].removeprefix('Input should be ')).format(**x.get('ctx', {})) for x in same))
+    top = errs[0]['loc'][0]
+    if path == f'.{top}' and 'null' not in what:    # pydantic leaves out the null that a null-able field also takes
+        try: _model(name).model_validate({top: None}); what += ' or null'
+        except ValidationError: pass
+    hint = (" (true/false is not a number)" if isinstance(v, bool) and 'number' in what else
+            " (write numbers without quotes)" if isinstance(v, str) and 'number' in what else '')
+    field = path.lstrip('.') if name == 'top' else f'{label or name}{path}'
+    raise ValueError(f"{where}: {field} must be {what}, got {json.dumps(v)[:80]}{hint}")
 
 # %% ../nbs/12_config.ipynb #851abbd6
-def _section(cfg:dict, name:str, valid, where:str)->dict:
-    "The `name` section of `cfg` without comment keys, type-checked; unknown keys are errors listing the valid ones."
-    sec = cfg.get(name) or {}
-    if not isinstance(sec, dict): raise ValueError(f"{where}: section {name!r} must be a JSON object of fields, got {type(sec).__name__}")
+def _section(cfg:dict, name:str, valid, where:str, label:str|None=None)->dict:
+    "The `name` section of `cfg` without comment keys, its values checked; unknown keys are errors listing the valid ones."
+    sec, label = cfg.get(name) or {}, label or name
+    if not isinstance(sec, dict): raise ValueError(f"{where}: section {label!r} must be a JSON object of fields, got {type(sec).__name__}")
     bad = sorted(k for k in sec if k not in valid and not k.startswith('_'))
-    if bad: raise ValueError(f"{where}: unknown {name} field(s) {bad}; valid {name} fields: {sorted(valid)}")
+    if bad: raise ValueError(f"{where}: unknown {label} field(s) {bad}; valid {label} fields: {sorted(valid)}")
     sec = {k: v for k, v in sec.items() if not k.startswith('_')}
-    check_types(sec, name, where)
+    check_values(sec, name, where, label)
     return sec
 
 # %% ../nbs/12_config.ipynb #5ba64baf
 def _build(cls, values:dict, name:str, where:str):
-    "An instance of dataclass `cls`, or a ValueError naming the section."
+    "An instance of dataclass `cls`, or a ValueError naming the field (`match.template ...`) when its own check names one."
     try: return cls(**values)
-    except (ValueError, TypeError) as e: raise ValueError(f"{where}: section {name!r}: {e}") from e
+    except (ValueError, TypeError) as e:
+        msg = str(e); own = msg.split(' ')[0] in {f.name for f in fields(cls)}
+        raise ValueError(f"{where}: {name}.{msg}" if own else f"{where}: section {name!r}: {msg}") from e
 
 # %% ../nbs/12_config.ipynb #2e34bd36
 def _check_data(d:dict, where:str)->dict:
-    "The `data` section, checked; a toyworld `world` filled from `WORLD_FIELDS`."
-    if d['kind'] not in ('voc', 'coco', 'toyworld'):
-        raise ValueError(f"{where}: data.kind must be 'voc' (PASCAL VOC or a VOC-layout folder), 'coco' or 'toyworld', got {d['kind']!r}")
+    "The `data` section, checked across its fields; a toyworld `world` filled from `WORLD_FIELDS`."
     if d['kind'] == 'toyworld':
-        d['world'] = {**WORLD_FIELDS, **_section(dict(world=d['world'] or {}), 'world', WORLD_FIELDS, f'{where}: data')}
-        bad = [s for s in (d['train_split'], d['val_split']) if s not in TOY_SPLITS]
-        if bad: raise ValueError(f"{where}: a toyworld config has the splits {TOY_SPLITS}, got data split {bad[0]!r}")
+        d['world'] = {**WORLD_FIELDS, **_section(dict(world=d['world'] or {}), 'world', WORLD_FIELDS, where, 'data.world')}
+        bad = [k for k in ('train_split', 'val_split') if d[k] not in TOY_SPLITS]
+        if bad: raise ValueError(f"{where}: data.{bad[0]} must be one of the splits of a toyworld config {TOY_SPLITS}, got {d[bad[0]]!r}")
     elif not d['root']: raise ValueError(f"{where}: data.root is missing: give the dataset folder")
-    if d['crop_scale'] is not None and (len(d['crop_scale']) != 2 or not 0 < d['crop_scale'][0] <= d['crop_scale'][1] <= 1):
+    if d['crop_scale'] is not None and not 0 < d['crop_scale'][0] <= d['crop_scale'][1] <= 1:
         raise ValueError(f"{where}: data.crop_scale must be [lo, hi] with 0 < lo <= hi <= 1, or null, got {d['crop_scale']!r}")
+    takes = dict(voc={'mask_dir', 'with_masks', 'label_source'}, coco={'mask_ids', 'image_dir', 'mask_dir'}, toyworld=set())[d['kind']]
+    if set(d['dataset_kw']) - takes: raise ValueError(f"{where}: data.dataset_kw of kind {d['kind']!r} takes {sorted(takes)}, got {sorted(d['dataset_kw'])}")
     return d
 
 # %% ../nbs/12_config.ipynb #19712c3f
 def _check_cam(cam:dict, where:str)->dict:
-    "The `cam` section: `CamNetConfig` and `LoopConfig` fields."
+    "The `cam` section: `CamNetConfig` and `LoopConfig` fields, built so that their checks run."
     from semples.cam import CamNetConfig
-    from semples.loop import LoopConfig, AMP_MODES
-    mf, lf = [f.name for f in fields(CamNetConfig)], [f.name for f in fields(LoopConfig)]
-    _build(CamNetConfig, {k: cam[k] for k in mf}, 'cam', where); _build(LoopConfig, {k: cam[k] for k in lf}, 'cam', where)
-    if cam['network_file'] is not None and (not isinstance(cam['network_file'], str) or not cam['network_file']):
-        raise ValueError(f"{where}: cam.network_file must be 'stored', the path of an export_cam file, or null, got {cam['network_file']!r}")
-    if cam['amp'] not in AMP_MODES: raise ValueError(f"{where}: cam.amp must be null (float32) or 'bf16', got {cam['amp']!r}")
-    if cam['n_classes'] is not None and (not isinstance(cam['n_classes'], int) or cam['n_classes'] < 1):
-        raise ValueError(f"{where}: cam.n_classes must be a positive integer or null (= the dataset's), got {cam['n_classes']!r}")
+    from semples.loop import LoopConfig
+    for cls in (CamNetConfig, LoopConfig): _build(cls, {f.name: cam[f.name] for f in fields(cls)}, 'cam', where)
     return cam
 
 # %% ../nbs/12_config.ipynb #ff3ecbcc
@@ -269,13 +343,10 @@ def _stage_classes()->dict:
 
 # %% ../nbs/12_config.ipynb #ae462a0d
 def _check_pseudo(p:dict, where:str)->dict:
-    "The `pseudo` section."
-    if p['stage'] not in ('cam', 'match', 'refine'): raise ValueError(f"{where}: pseudo.stage must be 'cam', 'match' or 'refine', got {p['stage']!r}")
-    t = p['threshold']
-    if not (t == 'tune' or (isinstance(t, (int, float)) and not isinstance(t, bool) and 0 < t < 1)):
-        raise ValueError(f"{where}: pseudo.threshold must be a number in (0, 1) or 'tune', got {t!r}")
-    if not p['scales'] or any(not (isinstance(s, (int, float)) and s > 0) for s in p['scales']):
-        raise ValueError(f"{where}: pseudo.scales must be a list of positive numbers, got {p['scales']!r}")
+    "The `pseudo` section: the CRF parameters it may override."
+    from semples.pseudo import CRF_DEFAULTS
+    bad = sorted(set(p['crf_params'] or {}) - set(CRF_DEFAULTS))
+    if bad: raise ValueError(f"{where}: unknown pseudo.crf_params {bad}; valid: {sorted(CRF_DEFAULTS)}")
     return p
 
 # %% ../nbs/12_config.ipynb #5a9691a0
@@ -291,16 +362,15 @@ def check_config(
     where:str='config',    # its file name, for messages
 )->dict:                   # the resolved config: every field of every section, validated
     "Validate a pipeline config and fill missing fields from its preset; unknown fields raise a ValueError listing the valid ones."
+    cfg = _jsonable(cfg)   # tuples of a config built in Python read as JSON lists
     if not isinstance(cfg, dict): raise ValueError(f"{where}: a config is a JSON object with sections {list(CONFIG_SECTIONS)}")
     bad = sorted(k for k in cfg if k not in (*CONFIG_SECTIONS, *CONFIG_KEYS) and not k.startswith('_'))
     if bad: raise ValueError(f"{where}: unknown section(s) {bad}; valid: {[*CONFIG_KEYS, *CONFIG_SECTIONS]} (keys starting with '_' are comments)")
+    check_values({k: cfg[k] for k in CONFIG_KEYS if k in cfg}, 'top', where)
     base = preset_config(cfg.get('preset') or 'toyworld')
     out = dict(preset=base['preset'], seed=cfg.get('seed'))
-    if out['seed'] is not None and (not isinstance(out['seed'], int) or isinstance(out['seed'], bool) or out['seed'] < 0):
-        raise ValueError(f"{where}: seed must be a non-negative integer or null, got {out['seed']!r}")
     out['data'] = _check_data({**base['data'], 'toyworld_export': None, **_section(cfg, 'data', DATA_FIELDS, where)}, where)
     out['clip'] = {**base['clip'], **_section(cfg, 'clip', CLIP_FIELDS, where)}
-    if out['clip']['norm'] not in ('clip', 'paper'): raise ValueError(f"{where}: clip.norm must be 'clip' or 'paper', got {out['clip']['norm']!r}")
     out['cam'] = _check_cam({**base['cam'], **_section(cfg, 'cam', list(base['cam']), where)}, where)
     for name, (cls, extra) in _stage_classes().items():
         valid = [f.name for f in fields(cls)] + list(extra)

@@ -13,11 +13,11 @@ from PIL import Image
 
 # %% auto #0
 __all__ = ['USER_ERRORS', 'VOC_CLASSES', 'IGNORE_INDEX', 'RUN_FLAGGED_ENV', 'COURSE_FLAGS', 'seed_everything', 'get_device',
-           'atomic_write', 'save_json', 'load_json', 'save_torch', 'load_checkpoint', 'env_info', 'machine_load',
-           'config_diff', 'read_jsonl', 'RunDir', 'scratch_dir', 'RunLocked', 'run_lock', 'error_line', 'voc_palette',
-           'mask_to_image', 'save_mask', 'load_mask', 'to_image_array', 'overlay', 'show_overlay', 'show_grid',
-           'project_root', 'leading_directives', 'cell_flag', 'flags_opted_in', 'never_run', 'skip_flagged_lines',
-           'skip_flagged_cells', 'need']
+           'atomic_write', 'save_json', 'load_json', 'save_torch', 'load_checkpoint', 'load_state', 'env_info',
+           'machine_load', 'config_diff', 'read_jsonl', 'RunDir', 'scratch_dir', 'RunLocked', 'run_lock', 'error_line',
+           'voc_palette', 'mask_to_image', 'save_mask', 'load_mask', 'to_image_array', 'overlay', 'show_overlay',
+           'show_grid', 'project_root', 'leading_directives', 'cell_flag', 'flags_opted_in', 'never_run',
+           'skip_flagged_lines', 'skip_flagged_cells', 'need']
 
 # %% ../nbs/00_core.ipynb #741f04f6
 def seed_everything(
@@ -113,20 +113,46 @@ def save_torch(obj, path:str|Path)->Path:
     return Path(path)
 
 # %% ../nbs/00_core.ipynb #3eee23f1
+def _words(e:BaseException, n:int|None=None)->str:
+    "An exception's message on one line (at most `n` characters), or its kind when it has no message."
+    return (' '.join(str(e).split()) or type(e).__name__)[:n]
+
+_CK_FIX = "if a stage wrote it, delete it and that stage starts over; if a config names it, point the config at the right file"
+
+# %% ../nbs/00_core.ipynb #add87660
 def load_checkpoint(
     path:str|Path,           # a checkpoint written by `save_torch` (or any torch file of tensors and plain containers)
     map_location='cpu',      # where to put the tensors
+    keys:tuple=(),           # entries the checkpoint must have ('model', 'step', ...)
 )->dict:
-    "Read a torch checkpoint safely (`weights_only=True`): anything that needs more than tensors and plain containers is refused unread."
+    "Read a torch checkpoint safely (`weights_only=True`); every way it can fail is a one-line ValueError naming the file and the fix."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"no checkpoint at {path}")
-    try: return torch.load(path, map_location=map_location, weights_only=True)
+    if not zipfile.is_zipfile(path):   # what torch.save writes; a cut file loses the zip's directory at its end
+        what = 'an empty file' if path.stat().st_size == 0 else 'not a zip archive: cut short, or another kind of file'
+        raise ValueError(f"{path} is not a torch checkpoint ({what}); {_CK_FIX}")
+    try: ck = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         raise ValueError(f"{path} holds more than tensors and plain containers, so it was refused unread (a file semples did not write, "
-                         f"or one that was altered: do not turn off weights_only to read it). torch said: {str(e).splitlines()[0][:200]}") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile) as e:
-        raise ValueError(f"{path} is not a readable checkpoint (cut short or damaged: {str(e).splitlines()[0][:160]}); "
-                         "delete it to start that stage over") from None
+                         f"or one that was altered: do not turn off weights_only to read it). torch said: {_words(e, 200)}") from None
+    except (RuntimeError, EOFError, KeyError, IndexError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{path} is not a readable checkpoint (damaged: {_words(e, 160)}); {_CK_FIX}") from None
+    missing = [k for k in keys if not isinstance(ck, dict) or k not in ck]
+    if missing: raise ValueError(f"{path} has no {missing[0]!r} entry, so another program or stage wrote it; {_CK_FIX}")
+    return ck
+
+# %% ../nbs/00_core.ipynb #e871019e
+def load_state(
+    obj,                     # a module or an optimizer
+    state:dict,              # its state as read by `load_checkpoint`
+    path:str|Path,           # the file it came from, for the message
+    strict:bool=True,        # modules: every parameter must be in `state`
+):
+    "`obj.load_state_dict(state)`, where a checkpoint of another model, shape or class count is a one-line ValueError naming the file."
+    try: return obj.load_state_dict(state, strict=strict) if isinstance(obj, torch.nn.Module) else obj.load_state_dict(state)
+    except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f"{path} does not fit this {type(obj).__name__}, so another model, shape or class count wrote it "
+                         f"({_words(e, 240)}); {_CK_FIX}") from None
 
 # %% ../nbs/00_core.ipynb #f1cc3d30
 def _git(*args, cwd=None)->str|None:
@@ -295,7 +321,7 @@ _OS_FIXES = {errno.ENOSPC: "the disk is full: free space or choose another --out
 
 def error_line(e:BaseException)->str:
     "A user or environment error as one line: its own words, and the fix for the common operating-system errors."
-    msg = ' '.join(str(e).split()) or type(e).__name__
+    msg = _words(e)
     fix = _OS_FIXES.get(e.errno) if isinstance(e, OSError) else None
     return f"{msg} ({fix})" if fix else msg
 

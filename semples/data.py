@@ -47,7 +47,7 @@ def find_voc_root(
 )->Path:           # the VOC2012 folder
     "Locate the `VOC2012` folder under `root`; a clear error describing the expected layout when there is none."
     root = Path(root).expanduser()
-    if not root.is_dir(): raise FileNotFoundError(f"VOC folder {root} does not exist.\n{VOC_LAYOUT}")
+    if not root.is_dir(): raise FileNotFoundError(f"VOC folder {root} {'is a file, not a folder' if root.is_file() else 'does not exist'}.\n{VOC_LAYOUT}")
     for c in (root, root/'VOC2012', root/'VOCdevkit'/'VOC2012'):
         if c.is_dir() and any((c/p).is_dir() for p in _VOC_PARTS): return c
     raise FileNotFoundError(f"no PASCAL VOC layout found in {root} (none of {', '.join(_VOC_PARTS)} is there, "

@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.distributed as dist
 from tqdm.auto import tqdm
-from .core import RunDir, save_torch, get_device, load_checkpoint, read_jsonl, atomic_write
+from .core import RunDir, save_torch, get_device, load_checkpoint, load_state, read_jsonl, atomic_write
 
 # %% auto #0
 __all__ = ['RUNTIME_FIELDS', 'AMP_MODES', 'CKPT_NAME', 'DIVERGE_FACTOR', 'DIVERGE_WINDOWS', 'WEIGHT_GROWTH', 'batch_indices',
@@ -345,8 +345,8 @@ def _open_run(model:nn.Module, opt, cfg:LoopConfig, out, config:dict|None, resum
         run = RunDir(out, config=dict(loop=run_config(cfg), **(config or {})), overwrite=not resume)
     if world > 1: dist.barrier()                   # the others look into the folder after rank 0 has checked (or cleared) it
     if resume and (out/CKPT_NAME).exists():
-        ck = load_checkpoint(out/CKPT_NAME, map_location=dev)
-        model.load_state_dict(ck['model']); opt.load_state_dict(ck['optimizer']); _set_rng_state(ck['rng']); start = ck['step']
+        ck = load_checkpoint(out/CKPT_NAME, map_location=dev, keys=('model', 'optimizer', 'rng', 'step'))
+        load_state(model, ck['model'], out/CKPT_NAME); load_state(opt, ck['optimizer'], out/CKPT_NAME); _set_rng_state(ck['rng']); start = ck['step']
         if start > until: raise ValueError(f"{out} holds a checkpoint at step {start}, past until={until}; use a new folder or resume=False")
         if rank == 0: trim_log(out/'metrics.jsonl', start)
     return run, start

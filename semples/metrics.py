@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torchmetrics.classification import MulticlassConfusionMatrix
 from tqdm.auto import tqdm
-from .core import IGNORE_INDEX, load_mask
+from .core import IGNORE_INDEX, load_mask, error_line
 
 # %% auto #0
 __all__ = ['iou_from_confusion', 'miou_conventions', 'SegmentationMetric', 'image_miou', 'iou_table', 'plot_iou_bars',
@@ -188,6 +188,6 @@ def eval_cli(
         print("semples eval: error: both --pred PRED_DIR and --voc VOC_ROOT are required", file=sys.stderr); return 2
     try: r = eval_folder(pred, VOCSegDataset(voc, split, with_masks=True, cache_dir=False), progress=False)
     except (FileNotFoundError, ValueError) as e:
-        print(f"semples eval: error: {e}", file=sys.stderr); return 1
+        print(f"semples eval: error: {error_line(e)}", file=sys.stderr); return 1   # one line, as every command's errors
     print(json.dumps(r))
     return 0

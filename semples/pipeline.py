@@ -9,7 +9,7 @@ from dataclasses import asdict, fields
 from functools import lru_cache
 from pathlib import Path
 import torch
-from .core import RunDir, load_json, save_json, load_checkpoint, config_diff, run_lock
+from .core import RunDir, load_json, save_json, load_checkpoint, config_diff, run_lock, USER_ERRORS
 from .loop import TrainingDiverged
 from .config import load_config, _jsonable
 
@@ -141,7 +141,7 @@ def stage_state(
 )->dict:           # exists, done, step (of the checkpoint, or None)
     "Whether a stage folder exists, finished (summary.json), and the step of its checkpoint."
     d = Path(out)/folder; ck = d/'checkpoint.pt'; done = (d/'summary.json').is_file()
-    step = load_checkpoint(ck)['step'] if ck.is_file() and not done else None
+    step = load_checkpoint(ck, keys=('step',))['step'] if ck.is_file() and not done else None
     return dict(exists=(d/'config.json').is_file(), done=done, step=step)
 
 # %% ../nbs/13_pipeline.ipynb #1acc15de
@@ -635,6 +635,14 @@ def run_objective(
         if progress: print(objective_table(losses))
     return s
 
+# %% ../nbs/13_pipeline.ipynb #e47ffe6c
+def _undo_new_folder(out:Path):
+    "Remove what a refused command wrote into the run folder it created: the lock, stage records without a result, empty folders."
+    for d in [p for p in out.iterdir() if p.is_dir()]: _clear_failed(d)
+    (out/'.lock').unlink(missing_ok=True)
+    for d in sorted((p for p in out.rglob('*') if p.is_dir()), key=lambda p: -len(p.parts)) + [out]:
+        with contextlib.suppress(OSError): d.rmdir()   # only an empty folder goes
+
 # %% ../nbs/13_pipeline.ipynb #eb2d4b68
 def _command(stage:str, config, out, quiet:bool, **kw)->int:
     "Load the config, run one stage function holding the run folder (rank 0), print its summary; `semples.cli.main` turns user errors into one line."
@@ -642,9 +650,13 @@ def _command(stage:str, config, out, quiet:bool, **kw)->int:
         print(f"semples {stage}: error: both --config CONFIG.json and --out RUN_FOLDER are required", file=sys.stderr); return 2
     fn = dict(cam=run_cam, match=run_match, prompts=run_prompts, refine=run_refine, pseudo=run_pseudo, score=run_score,
               segment=run_segment, objective=run_objective)[stage]
+    made = not Path(out).exists()
     try:
         cfg = load_config(config)
         with (run_lock(out, f"semples {stage}") if rank() == 0 else contextlib.nullcontext()): s = fn(cfg, out, config=config, progress=not quiet, **kw)
+    except USER_ERRORS:
+        if made and rank() == 0 and Path(out).is_dir(): _undo_new_folder(Path(out))
+        raise
     finally:
         import torch.distributed as dist
         if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()

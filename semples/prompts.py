@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 from open_clip.transformer import TextTransformer, text_global_pool
 from tqdm.auto import tqdm
-from .core import get_device, load_checkpoint
+from .core import get_device, load_checkpoint, load_state
 from .cam import CamNet
 from .loop import LoopConfig, train_loop, collate, unwrap, init_distributed, amp_context
 from .clip import FrozenCLIP, PAPER_TEMPLATE, _check_template, positive_pairs, cosine
@@ -301,8 +301,8 @@ class PromptConfig:
         if not isinstance(self.n_ctx, int) or self.n_ctx < 1: raise ValueError(f"n_ctx must be a positive integer, got {self.n_ctx!r}")
         if self.sim_map not in SIM_MAPS: raise ValueError(f"sim_map must be one of {SIM_MAPS}, got {self.sim_map!r}")
         if self.lambda_p < 0: raise ValueError(f"lambda_p must be >= 0, got {self.lambda_p!r}")
-        for t in (self.template, self.class_template):
-            if not isinstance(t, str) or t.count('{}') != 1: raise ValueError(f"templates need exactly one '{{}}', got {t!r}")
+        for k in ('template', 'class_template'):
+            if not isinstance(getattr(self, k), str) or getattr(self, k).count('{}') != 1: raise ValueError(f"{k} needs exactly one '{{}}', got {getattr(self, k)!r}")
         if self.class_names is not None: self.class_names = tuple(self.class_names)
         self.loop_config()
 
@@ -381,12 +381,13 @@ def load_prompts(
     "Rebuild trained prompts from a run checkpoint."
     path = Path(path); path = path/'checkpoint.pt' if path.is_dir() else path
     if not path.is_file(): raise FileNotFoundError(f"no prompt checkpoint at {path}: train one with train_prompts(..., out=FOLDER)")
-    ck = load_checkpoint(path)
+    ck = load_checkpoint(path, keys=('model',))   # its own message when config['prompts'] is missing
     pc = (ck.get('config') or {}).get('prompts')
     if pc is None: raise ValueError(f"{path} is not a train_prompts checkpoint (no config['prompts'])")
-    ctx = ck['model']['ctx']
+    ctx = ck['model'].get('ctx') if isinstance(ck['model'], dict) else None
+    if not torch.is_tensor(ctx) or ctx.ndim != 3: raise ValueError(f"{path} holds no prompt vectors (model['ctx']), so another stage wrote it; train the prompts again")
     pe = PromptEncoder(clip, ctx.shape[0], n_ctx=ctx.shape[1], template=pc['template'], init='normal')
-    pe.load_state_dict(ck['model'])
+    load_state(pe, ck['model'], path)
     return pe.to(clip.device).eval()
 
 # %% ../nbs/09_prompts.ipynb #103590cc

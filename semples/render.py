@@ -248,6 +248,9 @@ def render_site(
     nbs = course_order(nbs_dir)
     if only: nbs = [p for p in nbs if p.stem in set(only) or str(p.relative_to(nbs_dir).with_suffix('')) in set(only)]
     if not nbs: raise FileNotFoundError(f"no notebooks to render in {nbs_dir} (only={only})")
+    from semples.core import load_json
+    for p in nbs:   # a file that is not a notebook is named here, before any runs (a worker's JSON error would not name it)
+        if not isinstance(nb := load_json(p), dict) or 'cells' not in nb: raise ValueError(f"{p} is JSON but not a Jupyter notebook (no cells): fix it or move it out of {nbs_dir}")
     res = list(parallel(_execute_one, nbs, out=out, skip_flags=skip_flags, root=nbs_dir, store=store, n_workers=n_workers, progress=False))
     out.mkdir(parents=True, exist_ok=True); write_stylesheet(out)
     for r in res: r['title'], r['summary'] = title_summary(json.loads((out/'executed'/r['rel']).read_text()))

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 import torch.distributed as dist
 from torchvision.models.segmentation.deeplabv3 import ASPP, DeepLabV3
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from .core import RunDir, load_mask, load_checkpoint, save_mask, save_torch, seed_everything, IGNORE_INDEX
+from .core import RunDir, load_mask, load_checkpoint, load_state, save_mask, save_torch, seed_everything, IGNORE_INDEX
 from .metrics import SegmentationMetric
 from .loop import batch_indices, step_generator, init_distributed, shard_indices, history, trim_log, _Health
 
@@ -161,7 +161,7 @@ def create_segmenter(cfg:SegConfig)->nn.Module:
                         cfg.skip_width, cfg.norm, cfg.weights_backbone)
         if cfg.weights is not None:
             if not Path(cfg.weights).is_file(): raise FileNotFoundError(f"weights file {cfg.weights} not found")
-            sd = load_checkpoint(cfg.weights); m.load_state_dict(sd.get('model', sd))
+            sd = load_checkpoint(cfg.weights); load_state(m, sd.get('model', sd), cfg.weights)
         if cfg.norm == 'gn': _swap_bn(m)
     elif cfg.arch == 'toy':
         w = cfg.width
@@ -179,7 +179,7 @@ def create_segmenter(cfg:SegConfig)->nn.Module:
             m.classifier[-1] = nn.Conv2d(m.classifier[-1].in_channels, cfg.num_classes, 1)
         if local:
             sd = load_checkpoint(cfg.weights)
-            m.load_state_dict(sd.get('model', sd), strict=False)
+            load_state(m, sd.get('model', sd), cfg.weights, strict=False)
         if cfg.norm == 'gn': _swap_bn(m)
     else: raise ValueError(f"unknown arch {cfg.arch!r}: use 'toy', 'timm', 'deeplabv3_resnet50' or 'deeplabv3_resnet101'")
     for mod in m.modules():
@@ -244,8 +244,8 @@ def _seg_state(cfg:SegConfig, out, rank:int, world:int, dev, resume:bool, config
     run = RunDir(out, dict(asdict(cfg), world_size=world, **(config or {}))) if (out is not None and rank == 0) else None
     ck, start = (Path(out)/'checkpoint.pt' if out is not None else None), 0
     if resume and ck is not None and ck.exists():
-        s = load_checkpoint(ck)
-        model.load_state_dict(s['model']); opt.load_state_dict(s['opt']); start = s['step']; torch.set_rng_state(s['rng'])
+        s = load_checkpoint(ck, keys=('model', 'opt', 'step', 'rng'))
+        load_state(model, s['model'], ck); load_state(opt, s['opt'], ck); start = s['step']; torch.set_rng_state(s['rng'])
         if run: trim_log(Path(out)/'metrics.jsonl', start - 1)   # records are logged at step index, checkpoints after it
     return model, opt, run, start
 

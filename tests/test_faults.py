@@ -191,3 +191,62 @@ def test_out_under_a_file_is_one_line(tmp_path, capsys):
     (tmp_path/'afile').write_text('x')
     code, err = run_main(capsys, 'cam', '--config', tiny_config(tmp_path), '--out', tmp_path/'afile'/'run', '--quiet')
     assert code == 1 and 'is a file, not a folder' in err and err.count('\n') == 1, err
+
+# ------------------------------------------------------------------ issue 31: every value checked, every file named, nothing left
+@pytest.mark.parametrize('cmd,section,field,value,says', [
+    ('segment', 'data', 'size', '448', 'data.size must be a whole number or null, got "448" (write numbers without quotes)'),
+    ('pseudo', 'pseudo', 'thresholds', '0.5', 'pseudo.thresholds must be a list or null, got "0.5"'),
+    ('cam', 'data', 'cache_dir', 5, 'data.cache_dir must be a string or False or null, got 5'),
+    ('segment', 'segment', 'steps', -1, 'segment.steps must be greater than or equal to 1, got -1'),
+    ('cam', 'cam', 'lr', float('inf'), 'cam.lr must be a finite number (NaN and Infinity are refused), got Infinity'),
+    ('match', 'match', 'lambda_bg', float('nan'), 'match.lambda_bg must be a finite number (NaN and Infinity are refused), got NaN'),
+    ('prompts', 'prompts', 'lambda_p', float('nan'), 'prompts.lambda_p must be a finite number'),
+    ('refine', 'refine', 'lambda_ref', float('nan'), 'refine.lambda_ref must be a finite number'),
+])
+def test_config_values_refused_before_anything(tmp_path, capsys, cmd, section, field, value, says):
+    "Values that once ran (a string size, a -1 step count, an infinite lr, NaN loss weights): one line naming the field; no folder."
+    c = json.loads(tiny_config(tmp_path).read_text()); c[section][field] = value; save_json(c, tmp_path/'bad.json')
+    code, err = run_main(capsys, cmd, '--config', tmp_path/'bad.json', '--out', tmp_path/'run', '--quiet')
+    assert code == 1 and says in err and str(tmp_path/'bad.json') in err and err.count('\n') == 1, err
+    assert not (tmp_path/'run').exists()
+
+def _spoil(kind:str, ck:Path):
+    "Spoil a stage-0 checkpoint the way a crash, a wrong copy or another run would."
+    if kind == 'empty': ck.write_bytes(b'')
+    if kind == 'cut': ck.write_bytes(ck.read_bytes()[:len(ck.read_bytes()) // 2])
+    if kind == 'text': ck.write_text('not a checkpoint\n')
+    if kind in ('classes', 'key'):
+        c = load_checkpoint(ck)
+        if kind == 'classes': c['model']['head.weight'] = c['model']['head.weight'][:3]   # a network of 3 classes, not 6
+        else: del c['optimizer']
+        torch.save(c, ck)
+
+def test_spoilt_checkpoint_on_resume_is_one_line(tmp_path, capsys):
+    "Resuming from an empty (once an IndexError), cut, foreign, 3-class (once a RuntimeError traceback) or incomplete checkpoint."
+    cfg, out = tiny_config(tmp_path, steps=4), tmp_path/'run'
+    assert run_main(capsys, 'cam', '--config', cfg, '--out', out, '--quiet')[0] == 0
+    ck = out/'cam'/'checkpoint.pt'; (out/'cam'/'summary.json').unlink(); good = ck.read_bytes()
+    for kind, says in (('empty', 'is not a torch checkpoint (an empty file)'), ('cut', 'is not a torch checkpoint (not a zip archive'),
+                       ('text', 'is not a torch checkpoint (not a zip archive'), ('classes', 'does not fit this CamNet, so another model, shape or class count wrote it'),
+                       ('key', "has no 'optimizer' entry")):
+        ck.write_bytes(good); _spoil(kind, ck)
+        code, err = run_main(capsys, 'cam', '--config', cfg, '--out', out, '--quiet')
+        assert code == 1 and f'{ck} {says}' in err and 'delete it and that stage starts over' in err and err.count('\n') == 1, (kind, err)
+
+@pytest.mark.parametrize('cmd', ['cam', 'match', 'prompts', 'refine', 'pseudo', 'score', 'segment', 'objective'])
+def test_refused_stage_command_leaves_no_folder(tmp_path, capsys, cmd):
+    "cam with a missing data folder, each later stage before the stage it reads: one line, and no OUT folder (once: OUT/.lock)."
+    cfg = tiny_config(tmp_path)
+    if cmd == 'cam': c = json.loads(cfg.read_text()); c['data'] = dict(kind='voc', root=str(tmp_path/'no_data')); save_json(c, cfg)
+    code, err = run_main(capsys, cmd, '--config', cfg, '--out', tmp_path/'run', '--quiet')
+    assert code == 1 and err.count('\n') == 1 and ('no_data' in err if cmd == 'cam' else 'first' in err), err
+    assert not (tmp_path/'run').exists()
+
+def test_render_doctor_and_eval_name_the_file(tmp_path, capsys):
+    "A notebook that is not JSON (once: 'Expecting value: line 1 column 1 (char 0)', no file named); a file given as the VOC folder."
+    f = tmp_path/'nbs'/'x.ipynb'; f.parent.mkdir(); f.write_text('not json')
+    code, err = run_main(capsys, 'render', '--nbs', f.parent, '--out', tmp_path/'site')
+    assert code == 1 and f'{f} is not valid JSON' in err and err.count('\n') == 1 and not (tmp_path/'site').exists(), err
+    assert main(['doctor', str(f)]) == 1 and f'VOC folder {f} is a file, not a folder' in capsys.readouterr().out
+    code, err = run_main(capsys, 'eval', '--pred', tmp_path, '--voc', f)
+    assert code == 1 and f'VOC folder {f} is a file, not a folder' in err and err.count('\n') == 1, err
