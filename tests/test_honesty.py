@@ -92,11 +92,11 @@ def test_score_chooses_the_threshold_on_tune_and_scores_test(monkeypatch):
     with pytest.raises(ValueError, match='disjoint'): semples.cam.score_net(None, test, test)
 
 def test_kept_checkpoint_is_the_tune_splits_best(tmp_path, monkeypatch):
-    "select_every: the tune split prefers step 2, the scored split step 4; the checkpoint kept is step 2's."
+    "select_every: the tune split prefers step 2, the scored split step 4 (the start, step 0, is worse on both); the checkpoint kept is step 2's."
     cfg = cfg_tiny(); cfg['match'].update(steps=4, select_every=2)
     seen = []
     def fake_score(cfg, net, tune):
-        seen.append(tune.split); return {2: 0.9, 4: 0.5}[net.step] if tune.split == 'tune' else {2: 0.4, 4: 0.8}[net.step]
+        seen.append(tune.split); return {0: 0.3, 2: 0.9, 4: 0.5}[net.step] if tune.split == 'tune' else {0: 0.3, 2: 0.4, 4: 0.8}[net.step]
     monkeypatch.setattr(semples.pipeline, 'tune_miou', fake_score)
     def train(until=None):
         save_torch(dict(step=until), tmp_path/'checkpoint.pt'); return SimpleNamespace(step=until), []
