@@ -77,6 +77,15 @@ def browser():
         yield b
         b.close()
 
+def _need_site()->Path:
+    "The course site made by step 3 of the test command, or a skip (locally) / failure (CI) that says how to make it."
+    site = ROOT / '_site'
+    if not (site / 'render.json').is_file():
+        msg = '_site/ not rendered: run `semples render --out _site` (step 3 of the test command) first'
+        if os.environ.get('CI') == 'true': pytest.fail(msg)
+        pytest.skip(msg)
+    return site
+
 PROMPT = '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt'
 
 def run_all(page, url, name, timeout=420):
@@ -137,11 +146,7 @@ def test_jupyterlab_run_all_and_a_widget_redraws(lab, browser):
 
 def test_course_site_offline(browser):
     "Every page of _site (made by step 3 of the test command) loads its images, its links resolve, nothing leaves the machine."
-    site = ROOT / '_site'
-    if not (site / 'render.json').is_file():
-        msg = '_site/ not rendered: run `semples render --out _site` (step 3 of the test command) first'
-        if os.environ.get('CI') == 'true': pytest.fail(msg)
-        pytest.skip(msg)
+    site = _need_site()
     pages = sorted(p for p in site.rglob('*.html') if 'executed' not in p.parts)
     assert len(pages) >= 20, pages
     ctx = browser.new_context(); outside = []
@@ -178,11 +183,7 @@ def typeset(page):
 
 def test_start_page_and_a_core_page_as_a_student_reads_them(browser):
     "The landing page and 10_refine at 1280 px: typeset math, images loaded, code within its column, prev/next in course order."
-    site = ROOT / '_site'
-    if not (site / 'render.json').is_file():
-        msg = '_site/ not rendered: run `semples render --out _site` (step 3 of the test command) first'
-        if os.environ.get('CI') == 'true': pytest.fail(msg)
-        pytest.skip(msg)
+    site = _need_site()
     order = [r['page'] for r in json.loads((site / 'render.json').read_text())]
     assert order[:2] == ['index.html', '01a_method.html'], order[:4]
     page = browser.new_page(viewport={'width': 1280, 'height': 900})
