@@ -16,8 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get('SEMPLES_CHROMIUM') or shutil.which('chromium') or shutil.which('chromium-browser')
 MEASURE = """() => {
   const H = document.documentElement.scrollHeight, top = e => e.getBoundingClientRect().top + window.scrollY;
-  const figs = [...document.querySelectorAll('main img')].filter(i => i.offsetParent);
-  const code = [...document.querySelectorAll('main .input_area')].filter(e => e.offsetParent).reduce((s, e) => s + e.offsetHeight, 0);
+  const shown = e => e.offsetParent && !e.closest('details:not([open])');   // a closed fold lays out its content all the same
+  const figs = [...document.querySelectorAll('main img')].filter(shown);
+  const code = [...document.querySelectorAll('main .input_area')].filter(shown).reduce((s, e) => s + e.offsetHeight, 0);
   return {height: H, first: figs.length ? top(figs[0]) / H : null, figures: figs.length, code: code / H}; }"""
 
 def measure(site:Path)->list:
@@ -39,7 +40,7 @@ def measure(site:Path)->list:
 
 if __name__ == '__main__':
     args = [a for a in sys.argv[1:] if not a.startswith('--')]
-    site = Path(args[0]) if args else ROOT / '_site'
+    site = (Path(args[0]) if args else ROOT / '_site').resolve()
     if not (site / 'render.json').is_file(): sys.exit(f'{site} has no render.json: run `semples render --out {site}` first')
     if not CHROMIUM: sys.exit('needs Chromium (apt-get install chromium) and Playwright (the dev extra)')
     rows = measure(site)
