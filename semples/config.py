@@ -126,7 +126,7 @@ def _paper_cam(voc:bool, loop:dict)->dict:
 
 # %% ../nbs/12_config.ipynb #d2f54139
 def _paper_stages(voc:bool, loop:dict)->dict:
-    "Stages (a), (b), (c) of the paper presets: METHOD.md §2, learning rates scaled by batch / 512."
+    "Stages (a), (b), (c) of the paper presets: the method page (nbs/01a_method.ipynb) §4, learning rates scaled by batch / 512."
     from semples.matching import voc_match_config
     from semples.prompts import voc_prompt_config
     from semples.refine import voc_refine_config
@@ -144,7 +144,7 @@ def _paper_stages(voc:bool, loop:dict)->dict:
 
 # %% ../nbs/12_config.ipynb #64e0a04e
 def _paper_segment(voc:bool)->dict:
-    "DeepLabV3 ResNet-101 on the pseudo masks (METHOD.md §3: the educational stand-in for the paper's segmenter)."
+    "DeepLabV3 ResNet-101 on the pseudo masks (nbs/01a_method.ipynb, section 3: the educational stand-in for the paper's segmenter)."
     from semples.segment import SegConfig
     return asdict(SegConfig(arch='deeplabv3_resnet101', num_classes=21 if voc else 81, norm='bn', dropout=0.5, steps=20000 if voc else 80000,
                             batch_size=16, lr=0.01, ckpt_every=1000 if voc else 2000, log_every=50 if voc else 100,
@@ -397,7 +397,7 @@ def _dump(cfg:dict)->str:
 # %% ../nbs/12_config.ipynb #56d7c8ee
 _RUN = "semples cam --config configs/{f}.json --out runs/{f}; then match, prompts, refine, pseudo, score, segment with the same two options"
 _ABOUT = dict(
- voc=("PASCAL VOC 2012 + SBD (train_aug 10,582), the paper's settings (METHOD.md section 2). Run from the checkout: " + _RUN.format(f='voc') +
+ voc=("PASCAL VOC 2012 + SBD (train_aug 10,582), the paper's settings (nbs/01a_method.ipynb, section 4). Run from the checkout: " + _RUN.format(f='voc') +
       ". Several GPUs: torchrun --nproc_per_node 4 -m semples.cli cam --config configs/voc.json --out runs/voc "
       "(same for match, prompts, refine, segment). Check the data first: semples doctor data/VOCdevkit."),
  coco=("COCO 2014 in VOC format (images/, masks/ with contiguous ids 0..80, splits/train.txt, val.txt, train_1250.txt for the threshold sweep), "
@@ -408,13 +408,13 @@ _ABOUT = dict(
                 "300 steps in stages (a) and (c), twice the demo's work. Run: semples demo --config configs/toyworld_full.json --out D --seed S."),
 )
 _NOTES = dict(
- cam="stage 0 stands in for WeakTr (DeiT-S/16 + per-class conv head, image labels only). Its schedule is our assumption (DeiT-style AdamW, 60 epochs); METHOD.md does not give WeakTr's.",
+ cam="stage 0 stands in for WeakTr (DeiT-S/16 + per-class conv head, image labels only). Its schedule is our assumption (DeiT-style AdamW, 60 epochs); the paper's code does not give WeakTr's.",
  match="stage (a): lambda_bg weights the background term L_min(s(bg view, class text)); head only (the paper's code detaches the backbone); AdamW lr 5.12e-4 * batch/512; 60 epochs, scored on pseudo.tune_split after each (select_every), the best kept.",
  prompts="stage (b): n_ctx 30 learnable vectors per class, U[0,1) init, lambda_p weights +log s(class text, prompt); batch of positive pairs; 60 epochs at ~1.5 labels per image.",
  refine="stage (c): restarts from stage 0 (OUT/cam); lambda_ref weights L_min(s(fg view, learned background prompt)); the best epoch on pseudo.tune_split kept.",
  pseudo="thresholds: the paper sweeps 0.40..0.59 on train GT (WeakTr: 0.43 VOC, 0.42 COCO); set threshold to a number to skip the sweep. crf needs pip install -e '.[crf]'.",
  clip="the paper's code uses OpenAI ViT-B/32 and masks ImageNet-normalised pixels (norm 'paper'); norm 'clip' masks pixels then applies CLIP's statistics (cleaner). pretrained 'openai' downloads once; offline give a checkpoint file.",
- segment="DeepLabV3 ResNet-101 on OUT/pseudo/masks (METHOD.md section 3: the paper hands off to FMA-WSSS; this is the educational stand-in).",
+ segment="DeepLabV3 ResNet-101 on OUT/pseudo/masks (nbs/01a_method.ipynb, section 3: the paper hands off to FMA-WSSS; this is the educational stand-in).",
 )
 
 # %% ../nbs/12_config.ipynb #33117434

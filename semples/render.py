@@ -12,12 +12,16 @@ from fastcore.parallel import parallel
 from nbdev.process import NBProcessor
 
 # %% auto #0
-__all__ = ['SKIP_FLAGS', 'WIDGET_MIME', 'SITE_CSS', 'skip_cell', 'execute_notebook', 'scrub_text', 'small_png', 'keep_output',
-           'tidy_outputs', 'code_hash', 'outputs_hash', 'outputs_stale', 'store_outputs', 'count_figures',
-           'title_summary', 'write_stylesheet', 'notebook_to_html', 'course_order', 'render_site', 'render_cli']
+__all__ = ['SKIP_FLAGS', 'FOLD_OFF', 'WIDGET_MIME', 'PRESENTATION', 'MATHJAX_FILES', 'MATHJAX_CONFIG', 'SITE_CSS', 'FOLD_OPEN',
+           'FOLD_CLOSE', 'CORE_PATH', 'GROUPS', 'WORDS_PER_MIN', 'CODE_LINES_PER_MIN', 'MIN_PER_FIGURE', 'GROUP_NOTES',
+           'skip_cell', 'execute_notebook', 'scrub_text', 'small_png', 'keep_output', 'tidy_outputs', 'code_hash',
+           'outputs_hash', 'outputs_stale', 'store_outputs', 'count_figures', 'title_summary', 'defined_names',
+           'fold_summary', 'table_html', 'page_toc', 'copy_mathjax', 'write_stylesheet', 'notebook_to_html',
+           'course_group', 'course_order', 'reading_minutes', 'core_path_markdown', 'render_site', 'render_cli']
 
 # %% ../nbs/91_render.ipynb #44c59e1e
 SKIP_FLAGS = ('notest', 'gpu', 'slow')
+FOLD_OFF = 'nofold'   # the directive that keeps an exported cell open on its page (see below)
 
 # %% ../nbs/91_render.ipynb #7d6fdda4
 def skip_cell(cell, skip_flags=SKIP_FLAGS)->bool:
@@ -43,6 +47,8 @@ def execute_notebook(
         tags = c.setdefault('metadata', {}).setdefault('tags', [])
         if 'hide' in direc or 'nbdev_export' + '(' in c.source or 'default_exp' in direc: tags.append('remove_cell')
         elif c.cell_type == 'code' and skip_cell(c, skip_flags): tags.append('skipped')
+        elif direc.get('echo:', [''])[0].lower() == 'false': tags.append('remove_input')   # the output is the page's, not the code
+        if c.cell_type == 'code' and {'export', 'exports', 'exporti'} & set(direc) and FOLD_OFF not in direc: tags.append('fold')
     shell, start, err = CaptureShell(src), time.time(), None
     cwd = os.getcwd(); os.chdir(src.parent)
     try: shell.run_all(nb, exc_stop=True, preproc=lambda c: skip_cell(c, skip_flags))
@@ -95,9 +101,11 @@ def tidy_outputs(outputs:list, root:str|Path|None=None)->list:
     return res
 
 # %% ../nbs/91_render.ipynb #52fbe1b0
+PRESENTATION = re.compile(r'^#\|\s*nofold[ \t]*\n?', flags=re.M)   # changes how a cell looks, not what it computes
+
 def code_hash(nb:dict)->str:
-    "sha256 of a notebook's code cells (their sources, in order): what its stored outputs depend on."
-    src = lambda c: c['source'] if isinstance(c['source'], str) else ''.join(c['source'])
+    "sha256 of a notebook's code cells (sources in order, presentation directives left out): what its outputs depend on."
+    src = lambda c: PRESENTATION.sub('', c['source'] if isinstance(c['source'], str) else ''.join(c['source']))
     return hashlib.sha256('\n\x00\n'.join(src(c) for c in nb['cells'] if c['cell_type'] == 'code').encode()).hexdigest()
 
 def outputs_hash(nb:dict)->str:
@@ -144,11 +152,71 @@ def title_summary(nb:dict)->tuple:
     title = next((l[2:].strip() for l in src if l.startswith('# ')), 'untitled notebook')
     return title, ' '.join(l[1:].strip() for l in src if l.startswith('>'))
 
+# %% ../nbs/91_render.ipynb #9af9bbff
+def defined_names(source:str)->str:
+    "What a cell defines, for the summary of its fold: its functions, classes and assigned names."
+    import ast
+    try: body = ast.parse(source).body
+    except SyntaxError: return 'exported code'
+    names = [n.name for n in body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+    names += [t.id for n in body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)]
+    if names: return ', '.join(names)
+    return 'imports' if all(isinstance(n, (ast.Import, ast.ImportFrom)) for n in body) else 'exported code'
+
+def fold_summary(source:str)->str|None:
+    "The summary of a notebook cell's fold on its page (the names it defines), or None for a cell shown open."
+    from semples.core import leading_directives
+    d = leading_directives(source)
+    return defined_names(source) if {'export', 'exports', 'exporti'} & set(d) and FOLD_OFF not in d else None
+
+# %% ../nbs/91_render.ipynb #0538423f
+def table_html(text:str)->str|None:
+    "Printed text that holds a markdown table, as HTML: tables as tables, the other lines as text; None without a table."
+    if not re.search(r'^\|.*\|[ \t]*\n\|[ \t:|-]+\|[ \t]*$', text, flags=re.M): return None
+    from nbconvert.filters import markdown2html
+    parts = re.split(r'((?:^\|.*\|[ \t]*(?:\n|$))+)', text, flags=re.M)
+    return "<div class='md-output'>" + ''.join(markdown2html(p) if p.startswith('|') else
+                                               f"<pre>{html.escape(p.strip(chr(10)))}</pre>" if p.strip() else '' for p in parts) + '</div>'
+
+# %% ../nbs/91_render.ipynb #39a43df4
+def page_toc(body:str)->str:
+    "A table of contents of a page body: its h2 and h3 headings, linked to their anchors ('' for fewer than 2)."
+    items = re.findall(r'<h([23]) id="([^"]+)">(.*?)<a class="anchor-link"', body)
+    if len(items) < 2: return ''
+    li = ''.join(f"<li class='toc{l}'><a href='#{i}'>{re.sub(r'<[^>]+>', '', t)}</a></li>" for l, i, t in items)
+    return f"<nav class='toc'><b>On this page</b><ul>{li}</ul></nav>"
+
+def _with_toc(body:str)->str:
+    "The body with its table of contents after the title and the summary under it."
+    h1 = body.find('</h1>')
+    if h1 < 0: return body
+    quote, h2 = body.find('</blockquote>', h1), body.find('<h2', h1)
+    at = quote + len('</blockquote>') if quote >= 0 and (h2 < 0 or quote < h2) else h1 + len('</h1>')
+    return body[:at] + page_toc(body) + body[at:]
+
+# %% ../nbs/91_render.ipynb #3ff94baf
+MATHJAX_FILES = ('tex-chtml.js', 'output/chtml/fonts/woff-v2', 'input/tex/extensions')   # the component, its fonts, TeX packages
+MATHJAX_CONFIG = ("MathJax={tex:{inlineMath:[['$','$'],['\\\\(','\\\\)']],displayMath:[['$$','$$'],['\\\\[','\\\\]']],"
+                  "processEscapes:true},options:{skipHtmlTags:['script','noscript','style','textarea','pre','code']}};")
+
+def copy_mathjax(out:str|Path)->Path:
+    "Copy MathJax 3 (PyPI `django-static-mathjax`) into `out/mathjax`, so that pages typeset their formulas offline."
+    import importlib.util, shutil
+    spec = importlib.util.find_spec('mathjax')
+    if spec is None: raise ImportError('MathJax is missing: pip install django-static-mathjax (in the dev extra)')
+    src, dest = Path(spec.origin).parent/'static'/'mathjax'/'es5', Path(out)/'mathjax'
+    for f in MATHJAX_FILES:
+        (dest/f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(src/f, dest/f, dirs_exist_ok=True) if (src/f).is_dir() else shutil.copy2(src/f, dest/f)
+    shutil.copy2(src.parent/'LICENSE', dest/'LICENSE')
+    return dest
+
 # %% ../nbs/91_render.ipynb #8d1e92b5
 SITE_CSS = """body{font:16px/1.55 system-ui,-apple-system,'Segoe UI',sans-serif;color:#1d2430;max-width:62rem;margin:0 auto;padding:0 1.2rem 3rem}
 nav{display:flex;gap:1rem;justify-content:space-between;border-bottom:1px solid #d8dee8;padding:.7rem 0;font-size:.95rem}
 nav a{color:#2457a6;text-decoration:none} nav a:hover{text-decoration:underline} .nav-empty{visibility:hidden}
-h1,h2,h3{line-height:1.25} h1{font-size:2rem} h2{margin-top:2.2rem;border-bottom:1px solid #eef1f5} a.anchor-link{display:none}
+h1,h2,h3{line-height:1.25} h1{font-size:2rem} h2{margin-top:2.2rem;border-bottom:1px solid #eef1f5}
+a.anchor-link{margin-left:.35rem;color:#b3c2d9;text-decoration:none;font-size:.8em} a.anchor-link:hover{color:#2457a6}
 blockquote{margin:0;padding:.2rem 1rem;color:#4a5568;border-left:4px solid #9fb6dc;background:#f6f8fb}
 .input_area pre,.output_area pre{overflow-x:auto;padding:.6rem .8rem;margin:.4rem 0;border-radius:6px;font-size:.86rem}
 .input_area pre{background:#f5f7fa;border:1px solid #e3e8ef} .output_area pre{background:#fff;border-left:3px solid #e3e8ef}
@@ -156,6 +224,13 @@ blockquote{margin:0;padding:.2rem 1rem;color:#4a5568;border-left:4px solid #9fb6
 table{border-collapse:collapse;margin:.6rem 0;font-size:.92rem} th,td{border:1px solid #d8dee8;padding:.3rem .6rem;vertical-align:top}
 th{background:#f0f3f8;text-align:left} code{background:#f0f3f8;padding:.05rem .25rem;border-radius:3px;font-size:.9em}
 .skipped pre{color:#8a6d00;background:#fffbea} .map td.n{color:#6b7685;text-align:right} .map td.num{text-align:right}
+nav.toc{display:block;border:1px solid #e3e8ef;background:#f8fafc;padding:.5rem 1rem;margin:1rem 0;font-size:.92rem}
+nav.toc ul{margin:.3rem 0;padding-left:1.2rem;columns:2} nav.toc li.toc3{margin-left:1rem;font-size:.9em}
+details.fold{margin:.4rem 0;border:1px solid #e3e8ef;border-radius:6px;background:#fafbfd}
+details.fold>summary{cursor:pointer;padding:.3rem .7rem;font-size:.88rem;color:#4a5568}
+details.fold>summary code{background:none} details.fold[open]>summary{border-bottom:1px solid #e3e8ef}
+.rendered_html table,.md-output table{display:block;overflow-x:auto;max-width:100%} img{max-width:100%}
+pre{white-space:pre-wrap;overflow-wrap:anywhere}   /* long code lines wrap inside their column */
 """
 
 def write_stylesheet(out:str|Path)->Path:
@@ -166,22 +241,58 @@ def write_stylesheet(out:str|Path)->Path:
     return Path(out)/'style.css'
 
 # %% ../nbs/91_render.ipynb #4c489a29
+def _inline(s:str)->str:
+    "Plain text with `code` spans, as HTML (titles and summaries: no literal backticks on a page)."
+    return re.sub(r'`([^`]+)`', r'<code>\1</code>', html.escape(s))
+
 def _nav(nav:dict, up:str)->str:
-    "The navigation bar: previous page, index, next page (each a dict with 'href' and 'title', or None)."
-    a = lambda k, arrow: (f"<a href='{up}{html.escape(nav[k]['href'])}'>{arrow}{html.escape(nav[k]['title'])}</a>" if nav.get(k)
+    "The navigation bar: previous page, start page and course map, next page (each a dict with 'href' and 'title', or None)."
+    a = lambda k, arrow: (f"<a href='{up}{html.escape(nav[k]['href'])}'>{arrow}{_inline(nav[k]['title'])}</a>" if nav.get(k)
                           else "<span class='nav-empty'>-</span>")
-    return f"<nav>{a('prev', '← ')}<a href='{up}index.html'>Course map</a>{a('next', '→ ')}</nav>"
+    return f"<nav>{a('prev', '← ')}<span><a href='{up}index.html'>Start</a> · <a href='{up}map.html'>Course map</a></span>{a('next', '→ ')}</nav>"
+
+# %% ../nbs/91_render.ipynb #09a5a827
+FOLD_OPEN, FOLD_CLOSE = 'SEMPLES' + '-FOLD-OPEN:', 'SEMPLES' + '-FOLD-CLOSE'   # in two parts: this page shows its own source
+
+def _fold_cells(cells:list)->list:
+    "The cells with each run of cells tagged `fold` between two raw marker cells (`_fold_html` makes them a <details>)."
+    import nbformat
+    out, opener = [], None
+    for c in cells:
+        if 'remove_cell' in c.metadata.get('tags', []): out.append(c); continue   # not on the page: does not break a run
+        summary = defined_names(c.source) if 'fold' in c.metadata.get('tags', []) else None
+        if summary is None and opener is not None: out.append(nbformat.v4.new_raw_cell(FOLD_CLOSE)); opener = None
+        if summary is not None and opener is None: opener = nbformat.v4.new_raw_cell(FOLD_OPEN); out.append(opener)
+        if summary is not None: opener.source += (', ' if opener.source != FOLD_OPEN else '') + summary
+        out.append(c)
+    return out + ([nbformat.v4.new_raw_cell(FOLD_CLOSE)] if opener is not None else [])
+
+def _fold_html(body:str)->str:
+    "The fold markers of a converted page as <details> blocks whose summary names the definitions inside."
+    body = re.sub(re.escape(FOLD_OPEN) + r'([^<\n]*)', lambda m: f"<details class='fold'><summary><code>{m.group(1)}</code></summary>", body)
+    return body.replace(FOLD_CLOSE, '</details>')
+
+# %% ../nbs/91_render.ipynb #cc8fb24a
+def _as_table(o):
+    "A printed markdown table as an HTML output; any other output unchanged."
+    import nbformat
+    t = table_html(''.join(o.get('text', ''))) if o.get('output_type') == 'stream' and o.get('name') == 'stdout' else None
+    return nbformat.v4.new_output('display_data', data={'text/html': t}) if t else o
 
 def _page_cells(nb):
-    "Prepare cells for a page: skipped cells say so, directives and widgets go, links to notebooks point to pages."
+    "Prepare cells for a page: plumbing folded, directives and widgets gone, skipped cells say so, links to notebooks point to pages."
     import nbformat
+    nb.cells = _fold_cells(nb.cells)
+    pages = lambda t: re.sub(r'(\]\((?!https?:)[^)\s]*?)\.ipynb\b', r'\1.html', t)   # links to notebooks point to their pages
     for c in nb.cells:
-        if c.cell_type == 'markdown': c.source = re.sub(r'(\]\((?!https?:)[^)\s]*?)\.ipynb\b', r'\1.html', c.source)
+        if c.cell_type == 'markdown': c.source = pages(c.source)
         if c.cell_type != 'code': continue
+        for o in c.outputs:
+            if 'text/markdown' in o.get('data', {}): o['data']['text/markdown'] = pages(''.join(o['data']['text/markdown']))
         c.source = '\n'.join(l for l in c.source.splitlines() if not l.lstrip().startswith('#|')).strip('\n')
         if 'skipped' in c.metadata.get('tags', []):
             c.outputs = [nbformat.v4.new_output('stream', name='stdout', text='[not run for this page: a #| slow or #| gpu cell]\n')]
-        c.outputs = [o for o in c.outputs if keep_output(o)]
+        c.outputs = [_as_table(o) for o in c.outputs if keep_output(o)]
     return nb
 
 # %% ../nbs/91_render.ipynb #6a5017da
@@ -196,23 +307,57 @@ def notebook_to_html(
     import nbformat
     from traitlets.config import Config
     nb = _page_cells(nbformat.read(str(nb_path), as_version=4))
-    cfg = Config(); cfg.TagRemovePreprocessor.remove_cell_tags = ('remove_cell',); cfg.TagRemovePreprocessor.enabled = True
+    cfg = Config(); cfg.TagRemovePreprocessor.enabled = True
+    cfg.TagRemovePreprocessor.remove_cell_tags, cfg.TagRemovePreprocessor.remove_input_tags = ('remove_cell',), ('remove_input',)
     body, _ = HTMLExporter(config=cfg, template_name='basic', exclude_input_prompt=True, exclude_output_prompt=True).from_notebook_node(nb)
+    body = _fold_html(body); body = _with_toc(body)
     title, up = title_summary(nb)[0], '../' * depth
     page = (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><meta name='viewport' content='width=device-width'>"
-            f"<title>{html.escape(title)} · semples</title><link rel='stylesheet' href='{up}style.css'></head>\n"
+            f"<title>{html.escape(title.replace('`', ''))} · semples</title><link rel='stylesheet' href='{up}style.css'>"
+            f"<script>{MATHJAX_CONFIG}</script><script defer src='{up}mathjax/tex-chtml.js'></script></head>\n"
             f"<body>{_nav(nav or {}, up)}\n<main>{body}</main>\n{_nav(nav or {}, up)}</body></html>\n")
     Path(html_path).parent.mkdir(parents=True, exist_ok=True); Path(html_path).write_text(page, encoding='utf-8')
     return count_figures(nb)
 
 # %% ../nbs/91_render.ipynb #287c8ef4
-def course_order(nbs_dir:str|Path='nbs')->list:
-    "The course's notebooks in reading order: index.ipynb, the numbered notebooks, then research/."
-    nbs_dir = Path(nbs_dir)
-    top = sorted(p for p in nbs_dir.glob('*.ipynb') if not p.name.startswith('_'))
-    return sorted(top, key=lambda p: p.stem != 'index') + sorted(p for p in nbs_dir.glob('research/*.ipynb') if not p.name.startswith('_'))
+CORE_PATH = ('index', '01a_method', '01_toyworld', '03_clip', '06_pseudo', '07_cam', '08_matching', '09_prompts', '10_refine',
+             '11_segment', '14_demo', '15_explore', '16_solutions')   # what a student reads to understand SemPLeS, in order
+GROUPS = ('Core path', 'Tools and foundations', 'Research record')
 
-def _page_of(rel:Path)->Path: return Path('readme.html') if rel == Path('index.ipynb') else rel.with_suffix('.html')
+def course_group(rel:str|Path)->str:
+    "The part of the course a notebook (its path relative to nbs/) belongs to."
+    rel = Path(rel)
+    return GROUPS[2] if rel.parent.name == 'research' else GROUPS[0] if rel.stem in CORE_PATH else GROUPS[1]
+
+def course_order(nbs_dir:str|Path='nbs')->list:
+    "The course's notebooks in reading order: the core path, then the tools and foundations, then the research record."
+    nbs_dir = Path(nbs_dir)
+    top = [p for p in nbs_dir.glob('*.ipynb') if not p.name.startswith('_')]
+    core = sorted((p for p in top if p.stem in CORE_PATH), key=lambda p: CORE_PATH.index(p.stem))
+    return core + sorted(p for p in top if p.stem not in CORE_PATH) + sorted(p for p in nbs_dir.glob('research/*.ipynb') if not p.name.startswith('_'))
+
+def _page_of(rel:Path)->Path: return Path(rel).with_suffix('.html')
+
+# %% ../nbs/91_render.ipynb #6f845cbf
+WORDS_PER_MIN, CODE_LINES_PER_MIN, MIN_PER_FIGURE = 200, 10, 0.5
+
+def reading_minutes(nb:dict)->int:
+    "Minutes to read a page: its prose, the code shown open (folded and hidden cells left out) and its figures."
+    from semples.core import leading_directives
+    src = lambda c: c['source'] if isinstance(c['source'], str) else ''.join(c['source'])
+    words = sum(len(src(c).split()) for c in nb['cells'] if c['cell_type'] == 'markdown')
+    shown = [src(c) for c in nb['cells'] if c['cell_type'] == 'code' and fold_summary(src(c)) is None and 'hide' not in leading_directives(src(c))]
+    code = sum(1 for s in shown for l in s.splitlines() if l.strip() and not l.lstrip().startswith('#|'))
+    return max(1, round(words / WORDS_PER_MIN + code / CODE_LINES_PER_MIN + MIN_PER_FIGURE * count_figures(nb)))
+
+def core_path_markdown(nbs_dir:str|Path='nbs')->str:
+    "The core path after the start page as a markdown table (page, what it teaches, reading time), links relative to nbs/."
+    nbs_dir, rows, total = Path(nbs_dir), [], 0
+    for p in course_order(nbs_dir):
+        if p.stem == 'index' or course_group(p.relative_to(nbs_dir)) != GROUPS[0]: continue
+        nb = json.loads(p.read_text(encoding='utf-8')); (title, summary), m = title_summary(nb), reading_minutes(nb); total += m
+        rows.append(f"| [{title.replace('`', '')}]({p.name}) | {summary} | {m} |")
+    return '\n'.join(['| page | what you learn | reading (min) |', '|---|---|---|', *rows, f'| **in all** | | **{total}** |'])
 
 # %% ../nbs/91_render.ipynb #2590f516
 def _execute_one(nb, out, skip_flags, root, store):
@@ -223,16 +368,25 @@ def _execute_one(nb, out, skip_flags, root, store):
     if store and res['ok']: store_outputs(nb, Path(out)/'executed'/rel, root=root.parent)
     return dict(res, rel=str(rel), page=str(_page_of(rel)))
 
+GROUP_NOTES = ('what a student reads to understand SemPLeS, in this order', 'the library a run needs: read a page when you need it',
+               "how the project's numbers were measured, with what holds and what does not")
+
 def _map_page(res:list, out:Path):
-    "The course map: one row per notebook, in order, with its summary, run time and figures."
-    rows = ''.join(f"<tr><td class='n'>{i}</td><td><a href='{html.escape(r['page'])}'>{html.escape(r['title'])}</a>"
-                   f"{'' if r['ok'] else ' <b>(FAILED)</b>'}<br><small>{html.escape(r['rel'])}</small></td><td>{html.escape(r['summary'])}</td>"
-                   f"<td class='num'>{r['seconds']:.0f}</td><td class='num'>{r['figures']}</td></tr>" for i, r in enumerate(res))
-    (out/'index.html').write_text("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>Course map · semples</title>"
-        "<link rel='stylesheet' href='style.css'></head><body><h1>semples: the course map</h1><p>SemPLeS reproduced as notebooks, "
-        "in reading order. Time: seconds its cells took when this site was rendered (long <code>#| slow</code> cells excluded).</p>"
-        "<table class='map'><tr><th>#</th><th>notebook</th><th>what it teaches</th><th>time (s)</th><th>figures</th></tr>"
-        f"{rows}</table></body></html>\n", encoding='utf-8')
+    "The course map (map.html): the three parts of the course, each page with what it teaches, reading time and figures."
+    parts = []
+    for g, note in zip(GROUPS, GROUP_NOTES):
+        rows = [r for r in res if r['group'] == g]
+        if not rows: continue
+        trs = ''.join(f"<tr><td><a href='{html.escape(r['page'])}'>{_inline(r['title'])}</a>{'' if r['ok'] else ' <b>(FAILED)</b>'}"
+                      f"<br><small>{html.escape(r['rel'])}</small></td><td>{_inline(r['summary'])}</td><td class='num'>{r['minutes']}</td>"
+                      f"<td class='num'>{r['figures']}</td></tr>" for r in rows)
+        mins = sum(r['minutes'] for r in rows)
+        parts.append(f"<h2>{g} <small>({mins // 60} h {mins % 60:02d} min of reading)</small></h2><p>{note}.</p><table class='map'>"
+                     f"<tr><th>page</th><th>what it teaches</th><th>reading (min)</th><th>figures</th></tr>{trs}</table>")
+    (out/'map.html').write_text("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>Course map · semples</title>"
+        "<link rel='stylesheet' href='style.css'></head><body><nav><a href='index.html'>Start</a></nav><h1>semples: the course map</h1>"
+        "<p>SemPLeS reproduced as notebooks, in reading order. Reading time: minutes to read a page's prose, its code shown open "
+        "and its figures (folded library code left out).</p>" + ''.join(parts) + "</body></html>\n", encoding='utf-8')
 
 # %% ../nbs/91_render.ipynb #c0b6cec3
 def render_site(
@@ -252,8 +406,10 @@ def render_site(
     for p in nbs:   # a file that is not a notebook is named here, before any runs (a worker's JSON error would not name it)
         if not isinstance(nb := load_json(p), dict) or 'cells' not in nb: raise ValueError(f"{p} is JSON but not a Jupyter notebook (no cells): fix it or move it out of {nbs_dir}")
     res = list(parallel(_execute_one, nbs, out=out, skip_flags=skip_flags, root=nbs_dir, store=store, n_workers=n_workers, progress=False))
-    out.mkdir(parents=True, exist_ok=True); write_stylesheet(out)
-    for r in res: r['title'], r['summary'] = title_summary(json.loads((out/'executed'/r['rel']).read_text()))
+    out.mkdir(parents=True, exist_ok=True); write_stylesheet(out); copy_mathjax(out)
+    for r in res:
+        r['title'], r['summary'] = title_summary(json.loads((out/'executed'/r['rel']).read_text()))
+        r['group'], r['minutes'] = course_group(r['rel']), reading_minutes(json.loads((nbs_dir/r['rel']).read_text()))   # the source knows its directives
     for i, r in enumerate(res):
         nav = {k: dict(href=res[j]['page'], title=res[j]['title']) if 0 <= j < len(res) else None for k, j in (('prev', i - 1), ('next', i + 1))}
         r['figures'] = notebook_to_html(out/'executed'/r['rel'], out/r['page'], nav, depth=len(Path(r['page']).parts) - 1)

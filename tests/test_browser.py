@@ -1,6 +1,8 @@
 """The course as a student meets it, in a real browser: JupyterLab in headless Chromium (driven by Playwright with the
 system browser) runs two notebooks with Run All, a widget redraws when its slider moves, and the course site loads
-with every image and link and no request to another host.
+with every image and link and no request to another host; the start page and a core page are read as a student
+sees them: formulas typeset (no raw TeX left in the text), no code block wider than its column, previous and next in
+course order.
 
 Needs the Debian package `chromium` (CI installs it: .ci/run) and Playwright from PyPI (the dev extra). Without the
 browser the test is skipped with a plain message, except in CI (CI=true), where it fails. Screenshots go to
@@ -75,6 +77,15 @@ def browser():
         yield b
         b.close()
 
+def _need_site()->Path:
+    "The course site made by step 3 of the test command, or a skip (locally) / failure (CI) that says how to make it."
+    site = ROOT / '_site'
+    if not (site / 'render.json').is_file():
+        msg = '_site/ not rendered: run `semples render --out _site` (step 3 of the test command) first'
+        if os.environ.get('CI') == 'true': pytest.fail(msg)
+        pytest.skip(msg)
+    return site
+
 PROMPT = '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt'
 
 def run_all(page, url, name, timeout=420):
@@ -135,11 +146,7 @@ def test_jupyterlab_run_all_and_a_widget_redraws(lab, browser):
 
 def test_course_site_offline(browser):
     "Every page of _site (made by step 3 of the test command) loads its images, its links resolve, nothing leaves the machine."
-    site = ROOT / '_site'
-    if not (site / 'render.json').is_file():
-        msg = '_site/ not rendered: run `semples render --out _site` (step 3 of the test command) first'
-        if os.environ.get('CI') == 'true': pytest.fail(msg)
-        pytest.skip(msg)
+    site = _need_site()
     pages = sorted(p for p in site.rglob('*.html') if 'executed' not in p.parts)
     assert len(pages) >= 20, pages
     ctx = browser.new_context(); outside = []
@@ -150,10 +157,48 @@ def test_course_site_offline(browser):
         page.goto(p.as_uri())
         n_img, bad_img = page.evaluate('() => [document.images.length, [...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).length]')
         if bad_img: broken.append(f'{p.name}: {bad_img} of {n_img} images did not load')
+        typeset(page)
+        if raw := page.evaluate(RAW_TEX): broken.append(f'{p.name}: raw TeX in the text: {raw[:3]}')
+        if wide := page.evaluate(WIDE_CODE): broken.append(f'{p.name}: {wide} code blocks wider than their column')
         for href in page.evaluate('() => [...document.querySelectorAll("a[href]")].map(a => a.href)'):
             u = urlparse(href)
             if u.scheme == 'file' and not Path(unquote(u.path)).exists(): broken.append(f'{p.name}: link to missing {unquote(u.path)}')
-        if p.name == 'index.html': page.screenshot(path=str(ART / 'course_map.png'), full_page=True)
+        if p.name == 'map.html': page.screenshot(path=str(ART / 'course_map.png'), full_page=True)
     ctx.close()
     assert not broken, broken
     assert not outside, f'pages requested other hosts: {sorted(set(outside))}'
+
+RAW_TEX = """() => { const out = [], w = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (w.nextNode()) { const n = w.currentNode;
+    if (n.parentElement.closest('pre,code,script,style,mjx-container')) continue;
+    if (/\\$|\\\\(frac|mathcal|lambda|odot|in)\\b/.test(n.textContent)) out.push(n.textContent.trim().slice(0, 80)); }
+  return out; }"""
+WIDE_CODE = "() => [...document.querySelectorAll('pre')].filter(e => e.offsetParent && e.scrollWidth > e.clientWidth + 1).length"
+
+def typeset(page):
+    "Wait until MathJax (served by the site itself) has typeset the page; pages without it return at once."
+    if not page.locator('script[src*=mathjax]').count(): return
+    page.wait_for_function('() => !!(window.MathJax && MathJax.startup && MathJax.startup.promise)', timeout=30_000)
+    page.evaluate('() => MathJax.startup.promise.then(() => true)')
+
+def test_start_page_and_a_core_page_as_a_student_reads_them(browser):
+    "The landing page and 10_refine at 1280 px: typeset math, images loaded, code within its column, prev/next in course order."
+    site = _need_site()
+    order = [r['page'] for r in json.loads((site / 'render.json').read_text())]
+    assert order[:2] == ['index.html', '01a_method.html'], order[:4]
+    page = browser.new_page(viewport={'width': 1280, 'height': 900})
+    for name, shot in (('index.html', 'start_page.png'), ('01a_method.html', None), ('10_refine.html', '10_refine_first_screen.png')):
+        page.goto((site / name).as_uri()); typeset(page)
+        assert page.evaluate("() => [...document.images].every(i => i.complete && i.naturalWidth > 0)"), f'{name}: an image did not load'
+        assert page.evaluate(RAW_TEX) == [], f'{name}: raw TeX left in the text'
+        assert page.evaluate(WIDE_CODE) == 0, f'{name}: a code block is wider than its column'
+        assert page.locator('nav.toc a').count() >= 3, f'{name}: no table of contents'
+        i, links = order.index(name), page.locator('body > nav').first.locator('a').evaluate_all('as => as.map(a => a.getAttribute("href"))')
+        want = ([order[i - 1]] if i else []) + ['index.html', 'map.html'] + ([order[i + 1]] if i + 1 < len(order) else [])
+        assert links == want, f'{name}: navigation {links}, course order says {want}'
+        if name == '01a_method.html': assert page.locator('mjx-container').count() >= 20, 'the method page has no typeset formulas'
+        if name == '10_refine.html':
+            assert page.locator('details.fold > summary').count() >= 3, 'the plumbing of 10_refine is not folded'
+            assert page.locator('a[href="01a_method.html"]').count(), '10_refine does not link the method page'
+        if shot: page.screenshot(path=str(ART / shot))
+    page.close()

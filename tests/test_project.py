@@ -39,7 +39,10 @@ def test_cli_unknown_command_exits_2():
     assert r.returncode == 2 and "did you mean 'info'" in r.stderr
 
 def test_readme_generated_from_index():
-    assert (ROOT / 'README.md').read_text() == readme.render(), 'run: python tests/readme.py'
+    figures = {}
+    assert (ROOT / 'README.md').read_text() == readme.render(figures=figures), 'run: python tests/readme.py'
+    assert figures, 'the start page shows no picture in the README'
+    for path, png in figures.items(): assert (ROOT / path).read_bytes() == png, f'{path} is not the stored figure: run python tests/readme.py'
 
 def test_readme_results_table_is_the_csv():
     "The README's results table is generated from results/results.csv: every row of the file is in it."
