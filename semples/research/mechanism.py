@@ -11,11 +11,11 @@ from ..core import save_json, load_json, project_root
 # %% auto #0
 __all__ = ['GATE_FILE', 'WORLDS', 'JUDGES', 'GATE_BARS', 'JUDGE_DIR', 'JUDGE_FILE', 'JUDGE_RECIPE', 'JUDGE_BARS',
            'REAL_CLIP_BAND', 'STUDY_FILE', 'STUDY_DEV_FILE', 'STUDY_FIXED_FILE', 'STUDY_SEEDS', 'STUDY_ROWS',
-           'STUDY_OVER', 'STUDY_TARGETS', 'STUDY_CROSS_FILE', 'STUDY_CROSS', 'world_config', 'stage0_gate',
-           'gate_verdict', 'gate_table', 'plot_gate', 'run_gate', 'gate_cli', 'pretrain_judge', 'control_rows',
-           'judge_probe', 'judge_metrics', 'judge_table', 'judge_cli', 'plot_judge', 'prompt_class_cos', 'study_over',
-           'study_config', 'stage_picks', 'run_study_seed', 'study_targets', 'collect_study', 'study_table',
-           'cross_means', 'study_cross', 'cross_table', 'study_cli', 'study_markdown', 'plot_picks']
+           'STUDY_OVER', 'STUDY_NOISE', 'STUDY_TARGETS', 'STUDY_CROSS_FILE', 'STUDY_CROSS', 'world_config',
+           'stage0_gate', 'gate_verdict', 'gate_table', 'plot_gate', 'run_gate', 'gate_cli', 'pretrain_judge',
+           'control_rows', 'judge_probe', 'judge_metrics', 'judge_table', 'judge_cli', 'plot_judge', 'prompt_class_cos',
+           'study_over', 'study_config', 'stage_picks', 'run_study_seed', 'study_targets', 'collect_study',
+           'study_table', 'cross_means', 'study_cross', 'cross_table', 'study_cli', 'study_markdown', 'plot_picks']
 
 # %% ../../nbs/research/05_mechanism.ipynb #2c8238d2
 GATE_FILE = 'results/toyworld_region_gate.json'  # the gate on the development seeds (slow cell below; `semples gate`)
@@ -329,7 +329,8 @@ def run_study_seed(
     save_json(extra, f); return {**m, **extra}
 
 # %% ../../nbs/research/05_mechanism.ipynb #f22b58c5
-STUDY_TARGETS = ('SemPLeS - stage (a) >= 2 pt', 'SemPLeS > hand-written background words', 'own-region leak: SemPLeS >= 30% below stage (a)',
+STUDY_NOISE = 0.029   # a study seed rerun with two threads instead of one moved CLIP-guided rows by up to 2.9 pt (below)
+STUDY_TARGETS = ('SemPLeS - stage (a) >= 2 pt', 'SemPLeS > hand-written background words by more than the noise (2.9 pt)', 'own-region leak: SemPLeS >= 30% below stage (a)',
                  'prompts read first as their region: >= 5 of 6 classes (fewest over seeds)', 'prompts read first as their own class (count)',
                  'SemPLeS - CAM >= 5 pt')
 
@@ -343,7 +344,7 @@ def study_targets(s:dict, cooccurrence:dict)->list:
                 lambda i: sum(w[0] == cooccurrence[c] for c, w in words[i].items()), lambda i: sum(w[0] == c for c, w in words[i].items()),
                 gap(mi, 'semples', 'cam')]
     pooled = [np.mean, np.mean, lambda v: 1 - lk['semples']['mean'] / lk['matching']['mean'], min, sum, np.mean]
-    ok = [lambda v: v >= 0.02 - 1e-9, lambda v: v > 0, lambda v: v >= 0.30, lambda v: v >= 5, lambda v: v == 0, lambda v: v >= 0.05 - 1e-9]
+    ok = [lambda v: v >= 0.02 - 1e-9, lambda v: v > STUDY_NOISE, lambda v: v >= 0.30, lambda v: v >= 5, lambda v: v == 0, lambda v: v >= 0.05 - 1e-9]
     out = []
     for t, f, pool, good in zip(STUDY_TARGETS, per_seed, pooled, ok):
         vals = [f(i) for i in range(n)]; v = float(pool(vals))
