@@ -1,8 +1,8 @@
 """The judge card's gates on the stored judges, and the stored cards' claims recomputed (research/06_judge)."""
-import math
+import json, math
 import pytest
 from semples.core import project_root, load_json
-from semples.research.judge import JUDGE_CARDS_FILE, WEB_JUDGE_DIR, CARD_GATES, card_gates, judge_card, break_even
+from semples.research.judge import JUDGE_CARDS_FILE, WEB_JUDGE_DIR, WEB_RECIPE, card_gates, judge_card, break_even
 
 CARDS = load_json(project_root()/JUDGE_CARDS_FILE)
 
@@ -26,15 +26,20 @@ def test_negative_control_reproduces_the_band_detector():
     assert c['match_paper']['d'] < -2 and not CARDS['negative']['gates']['passes']
 
 @pytest.mark.skipif(not (project_root()/WEB_JUDGE_DIR/'open_clip_config.json').is_file(), reason='no stored web-mixture judge')
-def test_stored_web_judge_passes_its_gates():
-    "The card measured again on the stored web-mixture judge (one thread here): its figures match the stored card and every gate holds."
+def test_stored_web_judge_card_measured_again():
+    "The card measured again on the stored web-mixture judge (one thread here): the same figures and the same verdict on every gate as stored."
     import torch
     from semples.toyclip import load_toyclip
     torch.manual_seed(0)
     model, tok = load_toyclip('cpu', project_root()/WEB_JUDGE_DIR)
-    card, stored = judge_card(model, tok), CARDS['web']['card']
+    card, stored = judge_card(model, tok), CARDS['web']
     g = card_gates(card)
-    assert g['passes'], {k: v for k, v in g['gates'].items() if not v['holds']}
-    for k, v in stored.items():
-        if isinstance(v, dict) and 'acc' in v: assert card[k]['acc'] == pytest.approx(v['acc'], abs=0.02), k
-    assert card['match']['d'] == pytest.approx(stored['match']['d'], abs=0.05)
+    assert {k: v['holds'] for k, v in g['gates'].items()} == {k: v['holds'] for k, v in stored['gates']['gates'].items()}
+    for k, v in g['gates'].items(): assert v['value'] == pytest.approx(stored['gates']['gates'][k]['value'], abs=0.02), k
+    assert stored['judge'] == WEB_JUDGE_DIR and stored['recipe']['recipe'] == json.loads(json.dumps(WEB_RECIPE))
+
+def test_web_judge_sees_objects_where_the_negative_control_sees_bands():
+    "What the web mixture changed, on the stored cards: the object alone and the conflict test named right, and stage (a)'s pull into the band five times weaker."
+    w, n = CARDS['web']['card'], CARDS['negative']['card']
+    assert w['object']['acc'] >= 0.8 > n['object']['acc'] and w['conflict']['object'] >= 0.8 > n['conflict']['object']
+    assert w['ref_band_sentence']['break_even'] <= 1 < n['ref_band_sentence']['break_even']
