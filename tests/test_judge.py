@@ -43,3 +43,13 @@ def test_web_judge_sees_objects_where_the_negative_control_sees_bands():
     w, n = CARDS['web']['card'], CARDS['negative']['card']
     assert w['object']['acc'] >= 0.8 > n['object']['acc'] and w['conflict']['object'] >= 0.8 > n['conflict']['object']
     assert w['ref_band_sentence']['break_even'] <= 1 < n['ref_band_sentence']['break_even']
+
+def test_recipe_tries_verdicts_and_the_stored_one():
+    "results/toyworld_judge_tries.json: each try's verdicts follow from its figures; the stored judge is the try with the most gates held."
+    from semples.research.judge import JUDGE_TRIES_FILE
+    tries = load_json(project_root()/JUDGE_TRIES_FILE)
+    for k, t in tries.items(): assert card_gates(t['card']) == t['gates'], k
+    held = {k: sum(g['holds'] for g in t['gates']['gates'].values()) for k, t in tries.items()}
+    best = max(held, key=held.get)
+    assert best.endswith('(stored)') and tries[best]['card']['object'] == CARDS['web']['card']['object']
+    assert tries[best]['recipe'] == CARDS['web']['recipe']['recipe']
