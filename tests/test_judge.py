@@ -53,3 +53,16 @@ def test_recipe_tries_verdicts_and_the_stored_one():
     best = max(held, key=held.get)
     assert best.endswith('(stored)') and tries[best]['card']['object'] == CARDS['web']['card']['object']
     assert tries[best]['recipe'] == CARDS['web']['recipe']['recipe']
+
+def test_oracle_row_claims_recompute():
+    "results/toyworld_web_oracle_dev.json: every leak cut, the verdict and the judge's lambda_bg follow from the stored rows and cards."
+    from semples.research.oracle import ORACLE_FILE, oracle_verdict
+    o = load_json(project_root()/ORACLE_FILE)
+    assert set(o['seeds']) <= {1, 2} and o['judge'] == WEB_JUDGE_DIR
+    assert o['lambda_bg'] == round(CARDS['web']['card']['lambda_bg'], 2)
+    for r in o['runs']:
+        assert r['cut'] == pytest.approx([1 - x['background_leak'] / r['matching']['background_leak'] for x in r['oracle']], abs=1e-12)
+        assert [x['lambda_ref'] for x in r['oracle']] == o['lambdas']
+        for x in r['oracle']: assert x['selection']['tune_miou'][x['selection']['steps'].index(x['selection']['chosen'])] == max(x['selection']['tune_miou'])
+    v = oracle_verdict(o)
+    assert not v['holds'] and v['best_cut'] < 0.30 and max(o['lambdas']) >= 5   # the refinement fails the bar even with a perfect prompt
