@@ -134,7 +134,7 @@ JUDGE_RECIPE = dict(steps=600, batch_size=128, lr=1e-3, seed=1000, mix=(0.7, 0.1
                     p_cooc=WORLDS['faint']['p_cooc'], context='region',
                     world_kw={k: v for k, v in WORLDS['faint'].items() if k not in ('context', 'p_cooc')})  # whole images (20% randomly erased), no masked views
 JUDGE_BARS = dict(object_acc=0.95)   # the judge must still recognise the objects
-REAL_CLIP_BAND = (0.10, 0.35)        # where a real CLIP's image-text cosines sit (about; the figure), for comparison
+REAL_CLIP_BAND = (0.10, 0.35)        # where a real CLIP's image-text cosines sit (about), for comparison
 
 # %% ../../nbs/research/05_mechanism.ipynb #faf7ea4d
 def pretrain_judge(
